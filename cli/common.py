@@ -1,0 +1,77 @@
+"""Options shared by several commands, and how a command opens the model and the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bookvec import settings
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        envvar=settings.ENV_MODEL,
+        help="Model bundle: a directory or a model id (default: the current one).",
+        show_default=False,
+    ),
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar=settings.ENV_QDRANT_URL,
+        help="Qdrant server URL; without it the embedded store under BOOKVEC_HOME is used.",
+        show_default=False,
+    ),
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar=settings.ENV_QDRANT_API_KEY,
+        help="API key for the Qdrant server.",
+        show_default=False,
+        show_envvar=True,
+    ),
+]
+CollectionOption = Annotated[
+    str,
+    typer.Option("--collection", envvar=settings.ENV_COLLECTION, help="Collection name."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def qdrant_settings(url: str | None, api_key: str | None, collection: str | None):
+    return settings.QdrantSettings(
+        url=url or None,
+        api_key=api_key or None,
+        collection=collection or settings.DEFAULT_COLLECTION,
+    )
+
+
+def open_store(url: str | None, api_key: str | None, collection: str | None, **kwargs):
+    from bookvec.indexer import open_store as _open
+
+    return _open(qdrant_settings(url, api_key, collection), path=settings.store_dir(), **kwargs)
+
+
+def open_model(model: str | None):
+    from bookvec.model.bundle import open_bundle
+
+    return open_bundle(model)
+
+
+def read_manifest_quietly(model_id: str | None) -> dict | None:
+    """The manifest of a model id if it is on this machine (for labels), else None."""
+    if not model_id:
+        return None
+    import json
+
+    path = settings.models_dir() / model_id / "manifest.json"
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

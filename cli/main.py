@@ -1,0 +1,18 @@
+"""Entry point of the `bookvec` command: the app with every command group registered.
+
+Each command module registers itself on import; none imports torch, onnxruntime or qdrant at
+module level, so `bookvec search` starts fast.
+"""
+
+from __future__ import annotations
+
+from bookvec.cli import data, index, info, quickstart, score, search, train, upsert  # noqa: F401
+from bookvec.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

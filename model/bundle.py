@@ -1,0 +1,292 @@
+"""The model bundle: one directory that training writes and everything else only reads.
+
+    models/<model_id>/
+      manifest.json      format version, config, corpus, counts, metrics, versions, file hashes
+      books.parquet      index, title, genres, author, ... (the payload source)
+      links.parquet      index, name, count
+      book_vectors.npy   L2-normalised float32 (n_books, dim)
+      link_vectors.npy   L2-normalised float32 (n_links, dim)
+      score.onnx         book_idx[N], link_idx[N] -> probability[N]
+      fold_in.onnx       link_idx[K, L], mask[K, L] -> vector[K, dim]
+      weights.pt         raw tables and dense layer (for resuming; optional)
+    models/CURRENT       one line: the model_id of the current bundle
+
+A bundle is built in a hidden temporary directory beside its final place and renamed into
+place only when complete; CURRENT is replaced with ``os.replace``. An interrupted run never
+leaves a half bundle where a good one was. No torch here: the runtime and the indexer read this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bookvec import settings
+from bookvec.errors import BundleError, DataNotFoundError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CURRENT = "CURRENT"
+REQUIRED_FILES = (
+    "books.parquet",
+    "links.parquet",
+    "book_vectors.npy",
+    "link_vectors.npy",
+    "score.onnx",
+    "fold_in.onnx",
+)
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A model bundle on disk. Tables and vectors are loaded on first use."""
+
+    path: Path
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def model_id(self) -> str:
+        return self.manifest["model_id"]
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["counts"]["dim"])
+
+    @property
+    def n_books(self) -> int:
+        return int(self.manifest["counts"]["books"])
+
+    @property
+    def n_links(self) -> int:
+        return int(self.manifest["counts"]["links"])
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.manifest.get("corpus", {}).get("synthetic", False))
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @cached_property
+    def books(self) -> pl.DataFrame:
+        import polars as pl
+
+        return pl.read_parquet(self.file("books.parquet"))
+
+    @cached_property
+    def links(self) -> pl.DataFrame:
+        import polars as pl
+
+        return pl.read_parquet(self.file("links.parquet"))
+
+    @cached_property
+    def book_vectors(self) -> np.ndarray:
+        return np.load(self.file("book_vectors.npy"), mmap_mode="r")
+
+    @cached_property
+    def link_vectors(self) -> np.ndarray:
+        return np.load(self.file("link_vectors.npy"), mmap_mode="r")
+
+    @cached_property
+    def book_titles(self) -> list[str]:
+        return self.books.get_column("title").to_list()
+
+    @cached_property
+    def book_index(self) -> dict[str, int]:
+        return {title: i for i, title in enumerate(self.book_titles)}
+
+    @cached_property
+    def link_names(self) -> list[str]:
+        return self.links.get_column("name").to_list()
+
+    @cached_property
+    def link_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.link_names)}
+
+    def verify(self, names: tuple[str, ...] | None = None) -> None:
+        """Check the files' sha256 against the manifest; raise BundleError on any mismatch."""
+        recorded = self.manifest.get("files", {})
+        for name in names or tuple(recorded):
+            if name not in recorded:
+                raise BundleError(f"bundle {self.path}: {name} is not listed in its manifest")
+            path = self.file(name)
+            if not path.is_file():
+                raise BundleError(
+                    f"bundle {self.path}: {name} is missing",
+                    hint="train again with `bookvec train`",
+                )
+            if sha256_of(path) != recorded[name]["sha256"]:
+                raise BundleError(
+                    f"bundle {self.path}: {name} does not match the hash in its manifest",
+                    hint="the file was changed or damaged; train again with `bookvec train`",
+                )
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    manifest_path = path / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(
+            f"{path} is not a model bundle (no {MANIFEST})",
+            hint="train one with `bookvec train`",
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{manifest_path}: unreadable manifest ({exc})") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"{path}: bundle format {version!r}, this bookvec reads format {FORMAT_VERSION}",
+            hint="train again with this version of bookvec",
+        )
+    return manifest
+
+
+def check_files(path: Path, manifest: dict[str, Any]) -> None:
+    """Cheap integrity check for every open: each file is there with its recorded size."""
+    for name, meta in manifest.get("files", {}).items():
+        file_path = path / name
+        try:
+            size = file_path.stat().st_size
+        except FileNotFoundError:
+            raise BundleError(
+                f"bundle {path}: {name} is missing", hint="train again with `bookvec train`"
+            ) from None
+        if size != meta["size"]:
+            raise BundleError(
+                f"bundle {path}: {name} has {size} bytes, its manifest says {meta['size']}",
+                hint="the file was changed or damaged; train again with `bookvec train`",
+            )
+
+
+def current_model_id(models_dir: Path | None = None) -> str | None:
+    pointer = (models_dir or settings.models_dir()) / CURRENT
+    try:
+        value = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return value or None
+
+
+def open_bundle(ref: str | Path | None = None, *, models_dir: Path | None = None) -> Bundle:
+    """Open a bundle by path, by model id, or (ref None) the one BOOKVEC_MODEL or CURRENT names."""
+    models_dir = models_dir or settings.models_dir()
+    if ref is None:
+        ref = os.environ.get(settings.ENV_MODEL) or current_model_id(models_dir)
+        if ref is None:
+            raise DataNotFoundError(
+                f"no trained model under {models_dir}",
+                hint="run `bookvec train` (or `bookvec quickstart`) first",
+            )
+    candidate = Path(ref).expanduser()
+    path = candidate if candidate.is_dir() else models_dir / str(ref)
+    if not path.is_dir():
+        raise DataNotFoundError(
+            f"no model bundle {str(ref)!r} (looked in {path})",
+            hint="pass a bundle directory or a model id from `bookvec info`",
+        )
+    manifest = _read_manifest(path)
+    check_files(path, manifest)
+    return Bundle(path=path, manifest=manifest)
+
+
+def new_model_id() -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{stamp}-{os.urandom(3).hex()}"
+
+
+class BundleWriter:
+    """Build a bundle in a temporary directory; ``commit`` makes it visible atomically.
+
+    with BundleWriter(models_dir) as writer:
+        write files into writer.path ...
+        bundle = writer.commit(manifest)
+    Leaving the block without commit (an exception, Ctrl-C) removes the temporary directory.
+    """
+
+    def __init__(self, models_dir: Path | None = None, model_id: str | None = None) -> None:
+        self.models_dir = models_dir or settings.models_dir()
+        self.model_id = model_id or new_model_id()
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".tmp-{self.model_id}-", dir=self.models_dir))
+        self.committed: Bundle | None = None
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.committed is None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def commit(self, manifest: dict[str, Any], *, make_current: bool = True) -> Bundle:
+        missing = [name for name in REQUIRED_FILES if not (self.path / name).is_file()]
+        if missing:
+            raise BundleError(f"bundle incomplete, missing: {', '.join(missing)}")
+        files = {}
+        for entry in sorted(self.path.iterdir()):
+            if entry.is_file() and entry.name != MANIFEST:
+                files[entry.name] = {"sha256": sha256_of(entry), "size": entry.stat().st_size}
+        manifest = {
+            **manifest,
+            "format_version": FORMAT_VERSION,
+            "model_id": self.model_id,
+            "files": files,
+        }
+        _write_atomic(self.path / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+        _fsync_dir(self.path)
+        final = self.models_dir / self.model_id
+        os.replace(self.path, final)
+        _fsync_dir(self.models_dir)
+        if make_current:
+            set_current(self.model_id, self.models_dir)
+        self.committed = Bundle(path=final, manifest=manifest)
+        return self.committed
+
+
+def set_current(model_id: str, models_dir: Path | None = None) -> None:
+    models_dir = models_dir or settings.models_dir()
+    _write_atomic(models_dir / CURRENT, model_id + "\n")
+    _fsync_dir(models_dir)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
