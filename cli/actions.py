@@ -102,8 +102,7 @@ def bundle_cleaning(bundle):
     """The link cleaning the bundle was trained with (new books must be cleaned the same way)."""
     from bookvec.model.prepare import CleaningConfig
 
-    saved = bundle.manifest["cleaning"]
-    return CleaningConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+    return CleaningConfig.from_dict(bundle.manifest["cleaning"])
 
 
 def resolve_bundle_book(bundle, query: str, *, exact: bool = False) -> int:

@@ -6,7 +6,6 @@ Exit codes: 0 ok; 1 a user or data error (one line on stderr saying how to fix i
 
 from __future__ import annotations
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -17,14 +16,14 @@ from bookvec.errors import BookvecError
 class BookvecGroup(TyperGroup):
     """Runs a command and turns a BookvecError into one line on stderr and exit code 1."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except BookvecError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            typer.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted: nothing stored was changed by the unfinished step.", err=True)
+            typer.echo("Interrupted: nothing stored was changed by the unfinished step.", err=True)
             ctx.exit(130)
 
 
@@ -50,10 +49,11 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    ctx: typer.Context,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only data on stdout; no progress."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    ctx.obj = {"quiet": quiet}
+    from bookvec.cli import output
+
+    output.set_quiet(quiet)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import click
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -15,13 +15,17 @@ stdout = Console(highlight=False, soft_wrap=False)
 stderr = Console(stderr=True, highlight=False)
 
 
+_quiet = False
+
+
+def set_quiet(value: bool) -> None:
+    """Set by the top-level --quiet option (the app callback runs on every invocation)."""
+    global _quiet
+    _quiet = bool(value)
+
+
 def is_quiet() -> bool:
-    ctx = click.get_current_context(silent=True)
-    while ctx is not None:
-        if isinstance(ctx.obj, dict) and "quiet" in ctx.obj:
-            return bool(ctx.obj["quiet"])
-        ctx = ctx.parent
-    return False
+    return _quiet
 
 
 def log(message: str) -> None:
@@ -32,7 +36,7 @@ def log(message: str) -> None:
 
 def warn(message: str) -> None:
     """A warning on stderr; shown even with --quiet."""
-    click.echo(f"Warning: {message}", err=True)
+    typer.echo(f"Warning: {message}", err=True)
 
 
 def emit_json(data: Any) -> None:

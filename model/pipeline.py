@@ -9,7 +9,6 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +76,7 @@ def train_bundle(
         manifest: dict[str, Any] = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "config": config.to_dict(),
-            "cleaning": {
-                k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cleaning).items()
-            },
+            "cleaning": cleaning.to_dict(),
             "corpus": {
                 "path": str(Path(corpus_path).resolve()),
                 "sha256": prepared.source_sha256,

@@ -1,0 +1,150 @@
+"""What both backends do the same way before talking to Qdrant: check vectors, complete
+payloads, batch, classify an upsert, and build the recommend query vector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from bookvec.errors import ConfigError, ModelMismatchError, StoreError, TitleNotFoundError
+from bookvec.indexer.ids import content_hash, point_id
+from bookvec.indexer.types import BookPoint, UpsertReport
+
+BATCH = 512
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A point ready for either backend: id, unit-agnostic float vector, complete payload."""
+
+    id: str
+    title: str
+    vector: list[float]
+    payload: dict[str, Any]
+
+
+def batched(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def check_vector(vector: Sequence[float], size: int, *, what: str) -> list[float]:
+    """A vector as a list of floats of the store's size, finite and not all zero."""
+    array = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if array.shape[0] != size:
+        raise ModelMismatchError(
+            f"{what} has {array.shape[0]} dimensions, the store holds {size}-d vectors",
+            hint="use the model the store was indexed with, or run `bookvec index` to rebuild it",
+        )
+    if not np.all(np.isfinite(array)):
+        raise StoreError(f"{what} contains NaN or infinite values", hint="check the model output")
+    if not np.any(array):
+        raise StoreError(
+            f"{what} is all zeros and has no direction to compare by cosine",
+            hint="a book needs at least one link the model knows",
+        )
+    return array.tolist()
+
+
+def prepare(point: BookPoint, vector_size: int) -> Prepared:
+    vector = check_vector(point.vector, vector_size, what=f"the vector of {point.title!r}")
+    payload = dict(point.payload)
+    payload["title"] = point.title
+    if not payload.get("authors"):
+        payload["authors"] = [payload["author"]] if payload.get("author") else []
+    payload.setdefault("genres", [])
+    if not payload.get("content_hash"):
+        payload["content_hash"] = content_hash(payload, vector)
+    return Prepared(point_id(point.title), point.title, vector, payload)
+
+
+def prepare_all(points: Iterable[BookPoint], vector_size: int) -> list[Prepared]:
+    """All points checked before anything is written; of a repeated title, the last wins."""
+    by_id: dict[str, Prepared] = {}
+    for point in points:
+        item = prepare(point, vector_size)
+        by_id.pop(item.id, None)
+        by_id[item.id] = item
+    return list(by_id.values())
+
+
+def classify(
+    items: list[Prepared], stored_hashes: Mapping[str, str | None]
+) -> tuple[list[Prepared], UpsertReport]:
+    """Which points to write, given the content hashes already stored under their ids."""
+    to_write = [
+        item for item in items if stored_hashes.get(item.id, "") != item.payload["content_hash"]
+    ]
+    added = sum(1 for item in to_write if item.id not in stored_hashes)
+    report = UpsertReport(
+        added=added, updated=len(to_write) - added, unchanged=len(items) - len(to_write)
+    )
+    return to_write, report
+
+
+def ids_by_title(titles: Iterable[str]) -> dict[str, str]:
+    """Distinct titles in order -> their point ids."""
+    return {title: point_id(title) for title in dict.fromkeys(titles)}
+
+
+def recommend_vector(positive: Sequence[Sequence[float]], negative: Sequence[Sequence[float]]):
+    """Qdrant's `average_vector` strategy: avg(pos) + (avg(pos) - avg(neg)), or avg(pos)."""
+    mean_positive = np.mean(np.asarray(positive, dtype=np.float64), axis=0)
+    if not negative:
+        return mean_positive.tolist()
+    mean_negative = np.mean(np.asarray(negative, dtype=np.float64), axis=0)
+    return (2.0 * mean_positive - mean_negative).tolist()
+
+
+def check_examples(positive: Sequence[str], negative: Sequence[str]) -> None:
+    if isinstance(positive, str) or isinstance(negative, str):
+        raise ConfigError("positive and negative examples must be lists of titles")
+    if not positive:
+        raise ConfigError(
+            "recommend needs at least one positive example", hint="name a book you liked"
+        )
+
+
+def first_missing(titles: Iterable[str], found: Iterable[str]) -> TitleNotFoundError | None:
+    present = set(found)
+    for title in titles:
+        if title not in present:
+            return TitleNotFoundError(title)
+    return None
+
+
+def check_limit(limit: int) -> int:
+    if limit < 1:
+        raise ConfigError(f"limit must be at least 1, not {limit}")
+    return int(limit)
+
+
+def check_model(
+    found_version: str | None,
+    found_size: int | None,
+    model_version: str,
+    vector_size: int,
+    where: object,
+) -> None:
+    """The store must hold vectors of this model; anything else needs a full reindex."""
+    if found_version == model_version and found_size == vector_size:
+        return
+    found = (
+        f"{found_size}-d vectors of model {found_version!r}"
+        if found_version
+        else f"{found_size}-d vectors of no recorded bookvec model"
+    )
+    raise ModelMismatchError(
+        f"{where} holds {found}, not {vector_size}-d vectors of model {model_version!r}",
+        hint="run `bookvec index` to rebuild it with the current model",
+    )

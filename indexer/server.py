@@ -1,0 +1,508 @@
+"""The server backend: a Qdrant server through qdrant-client (tests: `QdrantClient(":memory:")`).
+
+Users name the collection `books`; on the server it is an alias of a physical collection
+`books_<time>_<rand>`. A full reindex creates a new physical collection, uploads into it
+(`wait=True`), moves the alias in one alias-actions call, then drops the old collection.
+The model version and vector size are collection metadata (`metadata=` on create_collection:
+Qdrant server >= 1.16, qdrant-client >= 1.16).
+
+Every client call goes through `_call`: retried when transient (retry.py), and its failure
+turned into a bookvec error that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, NoReturn, TypeVar
+
+from qdrant_client import QdrantClient, models
+
+from bookvec.errors import (
+    BookvecError,
+    ConfigError,
+    DataNotFoundError,
+    ModelMismatchError,
+    StoreError,
+)
+from bookvec.indexer import filters
+from bookvec.indexer.ids import point_id
+from bookvec.indexer.points import (
+    Prepared,
+    batched,
+    check_examples,
+    check_limit,
+    check_model,
+    check_vector,
+    classify,
+    first_missing,
+    ids_by_title,
+    prepare,
+    prepare_all,
+)
+from bookvec.indexer.retry import Retry, is_transient, message_of, status_of
+from bookvec.indexer.types import (
+    INTEGER_FIELDS,
+    KEYWORD_FIELDS,
+    BookFilter,
+    BookPoint,
+    CollectionInfo,
+    Hit,
+    Progress,
+    Record,
+    UpsertReport,
+)
+
+ENV_GRPC = "BOOKVEC_QDRANT_GRPC"
+ENV_TIMEOUT = "BOOKVEC_QDRANT_TIMEOUT"
+PAGE = 1000
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How to talk to a server."""
+
+    prefer_grpc: bool = False
+    https: bool | None = None  # None: follow the URL's scheme
+    timeout: int = 10  # seconds per request
+    retries: int = 3  # extra attempts, for transient failures only
+    backoff: float = 0.25  # first wait in seconds; doubles each retry
+    max_backoff: float = 4.0
+    batch_size: int = 256  # points per upload request
+
+    @classmethod
+    def from_env(cls) -> ServerOptions:
+        grpc = os.environ.get(ENV_GRPC, "").strip().lower() in ("1", "true", "yes", "on")
+        raw = os.environ.get(ENV_TIMEOUT, "").strip()
+        try:
+            timeout = int(raw) if raw else cls.timeout
+        except ValueError:
+            raise ConfigError(
+                f"{ENV_TIMEOUT}={raw!r} is not a whole number of seconds", hint="set it to e.g. 10"
+            ) from None
+        return cls(prefer_grpc=grpc, timeout=timeout)
+
+
+def connect(url: str, api_key: str | None, options: ServerOptions) -> QdrantClient:
+    # No compatibility check: it costs a request at every start and warns on stderr.
+    extra = {} if options.https is None else {"https": options.https}
+    return QdrantClient(
+        url=url,
+        api_key=api_key,
+        prefer_grpc=options.prefer_grpc,
+        timeout=options.timeout,
+        check_compatibility=False,
+        **extra,
+    )
+
+
+class ServerStore:
+    backend = "server"
+
+    def __init__(
+        self,
+        client: QdrantClient,
+        *,
+        collection: str = "books",
+        read_only: bool = False,
+        options: ServerOptions | None = None,
+        owns_client: bool = False,
+        retry: Retry | None = None,
+    ) -> None:
+        self.client = client
+        self.alias = collection
+        self.read_only = read_only
+        self.options = options or ServerOptions()
+        o = self.options
+        self._retry = retry or Retry(o.retries, o.backoff, o.max_backoff)
+        self._owns_client = owns_client
+        init = client.init_options
+        self.location = str(init.get("url") or init.get("location") or init.get("path") or "")
+        self._size: int | None = None  # the collection's vector size, for checking queries
+
+    # --- reading -------------------------------------------------------------------------------
+    def info(self) -> CollectionInfo | None:
+        physical = self._physical()
+        if physical is None:
+            return None
+        described = self._call("read the collection", self.client.get_collection, physical)
+        meta = (described.config.metadata or {}).get("bookvec") or {}
+        vectors = described.config.params.vectors
+        size = vectors.size if isinstance(vectors, models.VectorParams) else 0
+        self._size = size
+        return CollectionInfo(
+            name=physical,
+            backend=self.backend,
+            model_version=meta.get("model_version"),
+            vector_size=size,
+            points=self.count(),
+            location=self.location,
+        )
+
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        limit: int = 10,
+        filter: BookFilter | None = None,
+        exclude_titles: Iterable[str] = (),
+    ) -> list[Hit]:
+        try:
+            query = check_vector(vector, self._vector_size(), what="the query vector")
+        except ModelMismatchError:
+            self._size = None  # reindexed with another model since we looked? look again
+            query = check_vector(vector, self._vector_size(), what="the query vector")
+        return self._query(query, limit, filter, [point_id(t) for t in exclude_titles])
+
+    def search_like(
+        self, title: str, *, limit: int = 10, filter: BookFilter | None = None
+    ) -> list[Hit]:
+        try:  # query by id: the server uses the stored vector and leaves the example out
+            return self._query(point_id(title), limit, filter, ())
+        except BookvecError as exc:
+            self._raise_missing([title], exc)
+
+    def recommend(
+        self,
+        positive: Sequence[str],
+        negative: Sequence[str] = (),
+        *,
+        limit: int = 10,
+        filter: BookFilter | None = None,
+    ) -> list[Hit]:
+        check_examples(positive, negative)
+        query = models.RecommendQuery(
+            recommend=models.RecommendInput(
+                positive=[point_id(t) for t in positive],
+                negative=[point_id(t) for t in negative] or None,
+                strategy=models.RecommendStrategy.AVERAGE_VECTOR,  # what EdgeStore computes
+            )
+        )
+        try:
+            return self._query(query, limit, filter, ())
+        except BookvecError as exc:
+            self._raise_missing([*positive, *negative], exc)
+
+    def get(self, titles: Iterable[str], *, with_vectors: bool = False) -> dict[str, Record]:
+        ids = ids_by_title(titles)
+        found: dict[str, Any] = {}
+        for batch in batched(list(ids.values()), PAGE):
+            records = self._call(
+                "read points",
+                self.client.retrieve,
+                self.alias,
+                ids=batch,
+                with_payload=True,
+                with_vectors=with_vectors,
+            )
+            found.update((str(rec.id), rec) for rec in records)
+        return {
+            title: Record(
+                title=title,
+                id=pid,
+                payload=dict(found[pid].payload or {}),
+                vector=list(found[pid].vector) if with_vectors else None,
+            )
+            for title, pid in ids.items()
+            if pid in found
+        }
+
+    def count(self, filter: BookFilter | None = None) -> int:
+        flt = filters.to_server(filter)
+        result = self._call(
+            "count points", self.client.count, self.alias, count_filter=flt, exact=True
+        )
+        return result.count
+
+    def titles(self) -> list[str]:
+        titles: list[str] = []
+        offset = None
+        while True:
+            records, offset = self._call(
+                "list titles",
+                self.client.scroll,
+                self.alias,
+                limit=PAGE,
+                offset=offset,
+                with_payload=["title"],
+                with_vectors=False,
+            )
+            titles.extend(rec.payload["title"] for rec in records)
+            if offset is None:
+                return sorted(titles)
+
+    # --- writing -------------------------------------------------------------------------------
+    def ensure_collection(
+        self,
+        *,
+        vector_size: int,
+        model_version: str,
+        shards: int | None = None,
+        replicas: int | None = None,
+    ) -> None:
+        info = self.info()
+        if info is not None:
+            where = f"collection {info.name!r}"
+            check_model(info.model_version, info.vector_size, model_version, vector_size, where)
+            return
+        self._check_writable()
+        physical = self._create(vector_size, model_version, shards, replicas)
+        self._switch_alias(physical, old=None)
+        self._size = vector_size
+
+    def replace_all(
+        self,
+        points: Iterable[BookPoint],
+        *,
+        vector_size: int,
+        model_version: str,
+        progress: Progress | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+    ) -> int:
+        """Upload into a new collection, then move the alias to it in one call."""
+        self._check_writable()
+        old = self._physical()
+        new = self._create(vector_size, model_version, shards, replicas)
+        try:
+            for batch in batched(points, self.options.batch_size):
+                items = [prepare(point, vector_size) for point in batch]
+                self._upload(new, items)
+                if progress is not None:
+                    progress(len(items))
+            self._switch_alias(new, old)
+        except BaseException:
+            self._drop(new)
+            raise
+        if old is not None and old not in (new, self.alias):
+            self._drop(old)
+        self._size = vector_size
+        return self._call("count points", self.client.count, new, exact=True).count
+
+    def upsert(
+        self, points: Iterable[BookPoint], *, progress: Progress | None = None
+    ) -> UpsertReport:
+        self._check_writable()
+        items = prepare_all(points, self._vector_size())
+        stored: dict[str, str | None] = {}
+        for batch in batched([item.id for item in items], PAGE):
+            records = self._call(
+                "read content hashes",
+                self.client.retrieve,
+                self.alias,
+                ids=batch,
+                with_payload=["content_hash"],
+                with_vectors=False,
+            )
+            stored.update((str(rec.id), (rec.payload or {}).get("content_hash")) for rec in records)
+        to_write, report = classify(items, stored)
+        for batch in batched(to_write, self.options.batch_size):
+            self._upload(self.alias, batch)
+            if progress is not None:
+                progress(len(batch))
+        return report
+
+    def delete(self, titles: Iterable[str]) -> int:
+        self._check_writable()
+        existing = [record.id for record in self.get(titles).values()]
+        if existing:
+            selector = models.PointIdsList(points=existing)
+            self._call(
+                "delete points", self.client.delete, self.alias, points_selector=selector, wait=True
+            )
+        return len(existing)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> ServerStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- collections and aliases ---------------------------------------------------------------
+    def _physical(self) -> str | None:
+        """The collection behind the alias (or a plain collection that has the alias's name)."""
+        aliases = self._call("list aliases", self.client.get_aliases).aliases
+        for alias in aliases:
+            if alias.alias_name == self.alias:
+                return alias.collection_name
+        if self._call("look for the collection", self.client.collection_exists, self.alias):
+            return self.alias
+        return None
+
+    def _create(
+        self, vector_size: int, model_version: str, shards: int | None, replicas: int | None
+    ) -> str:
+        """A new physical collection with its payload indexes, before any point goes in."""
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        name = f"{self.alias}_{stamp}_{secrets.token_hex(2)}"
+        metadata = {
+            "bookvec": {
+                "format": 1,
+                "model_version": model_version,
+                "vector_size": vector_size,
+                "created": stamp,
+            }
+        }
+        try:
+            self._call(
+                "create a collection",
+                self.client.create_collection,
+                collection_name=name,
+                vectors_config=models.VectorParams(
+                    size=vector_size, distance=models.Distance.COSINE
+                ),
+                shard_number=shards,
+                replication_factor=replicas,
+                metadata=metadata,
+            )
+        except StoreError:  # a retried create whose first attempt went through
+            if not self._call("look for the collection", self.client.collection_exists, name):
+                raise
+        schemas = [(field, models.PayloadSchemaType.KEYWORD) for field in KEYWORD_FIELDS]
+        schemas += [(field, models.PayloadSchemaType.INTEGER) for field in INTEGER_FIELDS]
+        with warnings.catch_warnings():  # local mode: "Payload indexes have no effect"
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+            for field, schema in schemas:
+                self._call(
+                    "create a payload index",
+                    self.client.create_payload_index,
+                    name,
+                    field_name=field,
+                    field_schema=schema,
+                    wait=True,
+                )
+        return name
+
+    def _switch_alias(self, new: str, old: str | None) -> None:
+        actions: list[Any] = []
+        if old == self.alias:
+            # A plain collection holds the alias's name (made by hand or by an older bookvec):
+            # it must go before the alias can exist. Not atomic, and needed only once.
+            self._drop(old)
+        elif old is not None:
+            actions.append(
+                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=self.alias))
+            )
+        create = models.CreateAlias(collection_name=new, alias_name=self.alias)
+        actions.append(models.CreateAliasOperation(create_alias=create))
+        try:
+            self._call(
+                "switch the alias",
+                self.client.update_collection_aliases,
+                change_aliases_operations=actions,
+            )
+        except StoreError:  # a retried switch whose first attempt went through
+            if self._physical() != new:
+                raise
+
+    def _drop(self, name: str) -> None:
+        try:
+            self._call("drop a collection", self.client.delete_collection, name)
+        except BookvecError:
+            pass  # best effort: an orphan collection costs space, not correctness
+
+    def _upload(self, collection: str, items: list[Prepared]) -> None:
+        points = [models.PointStruct(id=i.id, vector=i.vector, payload=i.payload) for i in items]
+        self._call(
+            "upload points",
+            self.client.upsert,
+            collection_name=collection,
+            points=points,
+            wait=True,
+        )
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _query(
+        self, query: Any, limit: int, flt: BookFilter | None, exclude_ids: Sequence[str]
+    ) -> list[Hit]:
+        response = self._call(
+            "search",
+            self.client.query_points,
+            collection_name=self.alias,
+            query=query,
+            query_filter=filters.to_server(flt, exclude_ids),
+            limit=check_limit(limit),
+            with_payload=True,
+            with_vectors=False,
+        )
+        return [
+            Hit(
+                title=p.payload["title"],
+                score=float(p.score),
+                payload=dict(p.payload),
+                id=str(p.id),
+            )
+            for p in response.points
+        ]
+
+    def _vector_size(self) -> int:
+        if self._size is None:
+            info = self.info()
+            if info is None:
+                raise self._no_collection()
+            self._size = info.vector_size
+        return self._size
+
+    def _raise_missing(self, titles: Sequence[str], exc: BookvecError) -> NoReturn:
+        missing = first_missing(titles, self.get(titles).keys())
+        if missing is not None:
+            raise missing from exc
+        raise exc
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(
+                f"collection {self.alias!r} was opened read-only",
+                hint="open it without read_only to change it",
+            )
+
+    def _no_collection(self) -> DataNotFoundError:
+        return DataNotFoundError(
+            f"no collection {self.alias!r} at {self.location or 'the Qdrant server'}",
+            hint="run `bookvec index` first",
+        )
+
+    def _call(self, what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """One client call, retried when transient, its failure turned into a bookvec error."""
+        try:
+            return self._retry.call(fn, *args, **kwargs)
+        except BookvecError:
+            raise
+        except Exception as exc:
+            raise self._translate(what, exc) from exc
+
+    def _translate(self, what: str, exc: Exception) -> BookvecError:
+        where = self.location or "the Qdrant server"
+        text = message_of(exc)
+        if is_transient(exc):
+            return StoreError(
+                f"Qdrant at {where} did not answer ({what}) after "
+                f"{self._retry.retries + 1} attempts: {text}",
+                hint="check that the server is running (`docker compose up -d`) and that "
+                "BOOKVEC_QDRANT_URL points at it",
+            )
+        status = status_of(exc)
+        if status in (401, 403):
+            return StoreError(
+                f"Qdrant at {where} refused to {what} ({status})",
+                hint="set BOOKVEC_QDRANT_API_KEY to the server's API key "
+                "(a read-only key cannot write)",
+            )
+        if "Collection `" in text or text.startswith("Collection "):
+            return self._no_collection()
+        return StoreError(f"Qdrant at {where} could not {what}: {text}")

@@ -1,0 +1,540 @@
+"""Synthetic Wikipedia-shaped book corpora with a planted answer: ``synthesize``, ``SynthStats``.
+
+``synthesize(path)`` writes ``n_books`` records in the exact 6-field ndjson format of the real
+corpus (gzip when ``path`` ends in ``.gz``) plus ``<path>.truth.parquet`` (title,
+planted_genre, second_genre, author). Same seed, same bytes. At the default size the default
+cleaning gives about the real corpus's figures: 37,020 books, ~41.8k kept links, ~773k pairs,
+~300k distinct raw links (most linked by fewer than 4 books).
+
+What is planted:
+- 30 real genres with Zipf-like sizes; each book one primary genre, 15% a second one;
+- authors with 1-15 books, all in one genre;
+- a book's links: mostly from its genre's topical pool (Zipf popularity inside the pool, the
+  genre's own page first), some from its author's pool (the author's page, a series page,
+  characters), popular pages of every genre ("United States", "English language", publishers,
+  a long tail), one-off links, categories ("Category:1974 novels"), the uninformative links at
+  the real rates (Paperback, Hardcover, Wikipedia:WikiProject Books ...), case variants
+  ("Science fiction" / "science fiction"), ``#anchor`` links and duplicates;
+- infoboxes with messy genre strings ("Science fiction novel", "Fantasy, Horror",
+  "Historical novel, < br / > German novel"; 24% none), authors (some with "< br / >"
+  co-authors), country, language, publisher, pub_date / release_date;
+- ~20 ``Wikipedia:`` records that are not books (scaled with ``n_books``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+# Canonical genre, its Wikipedia page (a link), infobox spellings ("|"-separated, commonest
+# first). Every spelling must give the canonical name back through ``canonical_genres``.
+_GENRE_TABLE = (
+    ("science fiction", "Science fiction", "Science fiction|Science fiction novel"
+     "|science fiction|Science Fiction|Science-fiction|Sci-fi|Science fiction novels"),
+    ("fantasy", "Fantasy", "Fantasy|Fantasy novel|fantasy|Fantasy literature|Fantasy Novel"),
+    ("non-fiction", "Non-fiction", "Non-fiction|Nonfiction|non-fiction|Non-Fiction|non fiction"),
+    ("historical fiction", "Historical novel",
+     "Historical novel|Historical fiction|historical fiction|Historical novels"),
+    ("crime", "Crime fiction", "Crime novel|Crime fiction|Crime|crime fiction"),
+    ("children's", "Children's literature", "Children's novel|Children's literature"
+     "|Children's book|Children's|Children's fiction"),
+    ("mystery", "Mystery fiction", "Mystery novel|Mystery|mystery"),
+    ("young adult", "Young adult fiction", "Young adult novel|Young adult fiction"
+     "|young-adult novel|Young adult|Young adult literature"),
+    ("horror", "Horror fiction", "Horror novel|Horror|Horror fiction|horror"),
+    ("thriller", "Thriller (genre)", "Thriller|Thriller novel|thriller"),
+    ("romance", "Romance novel", "Romance novel|Romance|romance"),
+    ("biography", "Biography", "Biography|biography"),
+    ("poetry", "Poetry", "Poetry|poetry|Poems"),
+    ("adventure", "Adventure fiction", "Adventure|Adventure novel|Adventure fiction"),
+    ("picture book", "Picture book", "Children's picture book|Picture book|picture book"),
+    ("short stories", "Short story", "Short stories|Short story collection|short stories"),
+    ("detective fiction", "Detective fiction", "Detective fiction|Detective novel|Detective"),
+    ("alternate history", "Alternate history", "Alternate history|Alternate history novel"),
+    ("memoir", "Memoir", "Memoir|memoir"),
+    ("war", "War novel", "War novel|War"),
+    ("spy", "Spy fiction", "Spy novel|Spy fiction"),
+    ("dystopian", "Dystopia", "Dystopian novel|Dystopian fiction"),
+    ("humour", "Humour", "Humour|Humor"),
+    ("western", "Western fiction", "Western novel|Western"),
+    ("gothic", "Gothic fiction", "Gothic novel|Gothic fiction"),
+    ("satire", "Satire", "Satire|satire"),
+    ("philosophy", "Philosophy", "Philosophy|philosophy"),
+    ("role-playing game", "Role-playing game", "Role-playing game|Role-playing games"),
+    ("literary fiction", "Literary fiction", "Literary fiction|literary fiction"),
+    ("fairy tale", "Fairy tale", "Fairy tale|Fairy tales"),
+)  # fmt: skip
+GENRES: tuple[tuple[str, str, tuple[str, ...]], ...] = tuple(
+    (name, page, tuple(spellings.split("|"))) for name, page, spellings in _GENRE_TABLE
+)
+
+# Uninformative links and their share of books in the real corpus.
+MEDIA_LINKS = (
+    ("Paperback", 0.236), ("Hardcover", 0.234), ("Wikipedia:WikiProject Books", 0.163),
+    ("Wikipedia:WikiProject Novels", 0.162), ("Hardback", 0.035), ("E-book", 0.008),
+)  # fmt: skip
+# Popular pages of every genre and the share of books linking to them.
+GLOBAL_LINKS = (
+    ("United States", 0.065), ("Novel", 0.078), ("The New York Times", 0.072),
+    ("United Kingdom", 0.045), ("Publishers Weekly", 0.04), ("Kirkus Reviews", 0.035),
+    ("The Guardian", 0.03), ("The New York Times Best Seller list", 0.03), ("Audiobook", 0.03),
+    ("Film adaptation", 0.025), ("Library Journal", 0.02), ("Booklist", 0.02),
+    ("The Washington Post", 0.02), ("Los Angeles Times", 0.015), ("Time (magazine)", 0.012),
+    ("New York City", 0.02), ("London", 0.025), ("World War II", 0.02), ("BBC", 0.015),
+    ("Author", 0.012), ("Protagonist", 0.015), ("Fiction", 0.02), ("Sequel", 0.02),
+    ("Trilogy", 0.012), ("Book series", 0.01), ("Literary award", 0.008),
+)  # fmt: skip
+COUNTRIES = (
+    ("United States", "American", 0.55), ("United Kingdom", "British", 0.22),
+    ("Canada", "Canadian", 0.04), ("Australia", "Australian", 0.035), ("France", "French", 0.03),
+    ("Germany", "German", 0.025), ("Japan", "Japanese", 0.02), ("Russia", "Russian", 0.015),
+    ("Ireland", "Irish", 0.015), ("India", "Indian", 0.015), ("Sweden", "Swedish", 0.01),
+    ("Italy", "Italian", 0.01), ("Spain", "Spanish", 0.01), ("New Zealand", "New Zealand", 0.005),
+)  # fmt: skip
+LANGUAGES = {"France": "French", "Germany": "German", "Japan": "Japanese", "Russia": "Russian",
+             "Sweden": "Swedish", "Italy": "Italian", "Spain": "Spanish"}  # fmt: skip
+PUBLISHERS = (
+    "HarperCollins", "Random House", "Penguin Books", "Doubleday (publisher)", "Simon & Schuster",
+    "Tor Books", "Ace Books", "Bantam Books", "Ballantine Books", "Macmillan Publishers",
+    "Faber and Faber", "Houghton Mifflin", "Viking Press", "Scholastic Corporation",
+    "Little, Brown and Company", "Alfred A. Knopf", "Hodder & Stoughton", "Gollancz",
+    "DAW Books", "Del Rey Books", "Orbit Books", "St. Martin's Press", "Bloomsbury Publishing",
+    "Oxford University Press", "Jonathan Cape", "Chatto & Windus", "Heinemann (publisher)",
+    "Putnam Publishing Group", "Scribner (publisher)", "Farrar, Straus and Giroux",
+)  # fmt: skip
+FIRST_NAMES = (
+    "John", "Mary", "James", "Elizabeth", "Robert", "Patricia", "Michael", "Jennifer", "William",
+    "Linda", "David", "Barbara", "Richard", "Susan", "Joseph", "Margaret", "Thomas", "Dorothy",
+    "Charles", "Sarah", "Peter", "Anne", "George", "Helen", "Edward", "Ruth", "Henry", "Alice",
+    "Arthur", "Emma", "Frank", "Clara", "Paul", "Laura", "Mark", "Grace", "Daniel", "Ursula",
+)  # fmt: skip
+SECTIONS = ("Plot", "History", "Reception", "Characters", "Background", "Early life", "Works")
+QUALIFIERS = ("German novel", "Political novel", "Epistolary novel", "Psychological novel")
+SEPARATORS = (", ", ", ", ", ", " / ", ", < br / > ", "; ", " < br > ")
+
+# Calibration to the full corpus's figures after the default cleaning (see module docstring).
+TOPICAL_PER_BOOK = 13.3  # mean draws from the genre pools
+POOL_PER_BOOK = 1.45  # topical pool size per book of the genre
+POOL_ZIPF = 0.9  # popularity exponent inside a topical pool
+SECOND_GENRE_RATE = 0.15
+SECOND_GENRE_SHARE = 0.35  # share of a two-genre book's topical links from its second genre
+AUTHOR_POOL_PER_BOOK = 1.3
+TAIL_PER_BOOK = 2.5  # cross-genre long tail of popular-ish pages
+TAIL_POOL_PER_BOOK = 0.12
+TAIL_ZIPF = 0.6
+GENRE_PAGE_RATE = 0.55
+RARE_PER_BOOK = 6.5  # one-off links (most linked by 1-3 books)
+RARE_POOL_PER_BOOK = 14.0
+DUPLICATE_RATE = 0.12  # occurrences repeated within the same book
+CASE_RATE = 0.02  # occurrences written with the first letter's case flipped
+GENRE_PAGE_CASE_RATE = 0.3
+ANCHOR_RATE = 0.007
+NO_GENRE_RATE = 0.24
+FULL_BOOKS = 37020
+FULL_WIKIPEDIA_PAGES = 20
+
+_CONSONANTS = "bdfgklmnprstvz"
+_VOWELS = "aeiou"
+_SYLLABLES = [c + v for c in _CONSONANTS for v in _VOWELS]  # CV only: names parse uniquely
+
+
+def _word(number: int, min_syllables: int = 2) -> str:
+    """A pronounceable word, distinct for every number (base-70 syllables)."""
+    out = []
+    while number or len(out) < min_syllables:
+        number, digit = divmod(number, len(_SYLLABLES))
+        out.append(_SYLLABLES[digit])
+    return "".join(reversed(out)).capitalize()
+
+
+def _name(number: int) -> str:
+    """Two words, distinct for every number below 2**32 (scrambled so that neighbouring
+    numbers, e.g. one pool's pages, do not share a word)."""
+    number = (number * 0x9E3779B1) & 0xFFFFFFFF  # an odd multiplier: a bijection
+    return f"{_word(number % 4900)} {_word(number // 4900, 1)}"
+
+
+@dataclass
+class SynthStats:
+    """What ``synthesize`` wrote and the planted truth, book by book (file order of books)."""
+
+    path: Path
+    truth_path: Path
+    n_books: int
+    n_records: int  # books + Wikipedia: pages
+    n_link_occurrences: int
+    genres: tuple[str, ...]  # canonical genre names; genre_index points into it
+    genre_index: np.ndarray  # int (n_books,): planted primary genre
+    second_genre_index: np.ndarray  # int (n_books,): -1 when none
+    author_index: np.ndarray  # int (n_books,)
+    authors: list[str]  # author names; author_index points into it
+    titles: list[str]
+    seconds: float
+
+    @property
+    def planted_genre(self) -> list[str]:
+        return [self.genres[g] for g in self.genre_index]
+
+    @property
+    def author(self) -> list[str]:
+        return [self.authors[a] for a in self.author_index]
+
+
+def _zipf_cdf(size: int, exponent: float, offset: float = 1.0) -> np.ndarray:
+    weights = 1.0 / (np.arange(size) + offset) ** exponent
+    cdf = np.cumsum(weights)
+    return cdf / cdf[-1]
+
+
+def _draw(rng: np.random.Generator, cdf: np.ndarray, count: int) -> np.ndarray:
+    return np.minimum(np.searchsorted(cdf, rng.random(count)), len(cdf) - 1)
+
+
+class _Links:
+    """The link names (ids into ``names``) and the occurrences (book, link id, block)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.parts: list[tuple[np.ndarray, np.ndarray, int]] = []
+        self._next_synthetic = 1  # _name(0) would be "Baba Ba"
+
+    def add_names(self, names: list[str]) -> int:
+        start = len(self.names)
+        self.names.extend(names)
+        return start
+
+    def add_synthetic(self, count: int) -> int:
+        start = self._next_synthetic
+        self._next_synthetic += count
+        return self.add_names([_name(i) for i in range(start, start + count)])
+
+    def occur(self, books: np.ndarray, ids: np.ndarray, block: int) -> None:
+        self.parts.append((books.astype(np.int64), ids.astype(np.int64), block))
+
+
+def synthesize(
+    path: str | Path,
+    *,
+    n_books: int = FULL_BOOKS,
+    seed: int = 0,
+    n_wikipedia_pages: int | None = None,
+) -> SynthStats:
+    """Write a synthetic corpus of ``n_books`` books to ``path`` (and its truth sidecar)."""
+    if n_books < 1:
+        raise ValueError("n_books must be >= 1")
+    start = time.perf_counter()
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    n = n_books
+    n_genres = len(GENRES)
+    books = np.arange(n)
+
+    genre, second, author = _plant(rng, n)
+    n_authors = int(author.max()) + 1
+    author_size = np.bincount(author, minlength=n_authors)
+    author_names = [
+        f"{FIRST_NAMES[a % len(FIRST_NAMES)]} {_word(a + 71, 3)}" for a in range(n_authors)
+    ]
+    length_factor = rng.lognormal(0.0, 0.6, n)
+    length_factor /= length_factor.mean()
+
+    links = _Links()
+    # Block 0: infobox-ish links (author, publisher, media); 1: body; 2: categories.
+    author_page = links.add_names(author_names)
+    links.occur(books, author_page + author, 0)
+    keep = rng.random(n) < 0.15
+    links.occur(books[keep], author_page + author[keep], 1)  # the author named again in the text
+    for name, rate in MEDIA_LINKS:
+        chosen = books[rng.random(n) < rate]
+        links.occur(chosen, np.full(len(chosen), links.add_names([name])), 0)
+
+    publisher_weights = 1.0 / np.arange(1, len(PUBLISHERS) + 1) ** 0.6
+    publisher = rng.choice(len(PUBLISHERS), n, p=publisher_weights / publisher_weights.sum())
+    first_publisher = links.add_names(list(PUBLISHERS))
+    chosen = books[rng.random(n) < 0.3]
+    links.occur(chosen, first_publisher + publisher[chosen], 0)
+
+    country_p = np.array([c[2] for c in COUNTRIES])
+    country = rng.choice(len(COUNTRIES), n, p=country_p / country_p.sum())
+    language_names = ["English"] + sorted(set(LANGUAGES.values()))
+    language = np.array(
+        [language_names.index(LANGUAGES.get(COUNTRIES[c][0], "English")) for c in country]
+    )
+    first_language = links.add_names([f"{lang} language" for lang in language_names])
+    chosen = books[rng.random(n) < 0.13]
+    links.occur(chosen, first_language + language[chosen], 0)
+    first_country = links.add_names([c[0] for c in COUNTRIES])
+    chosen = books[rng.random(n) < 0.05]
+    links.occur(chosen, first_country + country[chosen], 1)
+    for name, rate in GLOBAL_LINKS:
+        chosen = books[rng.random(n) < rate]
+        links.occur(chosen, np.full(len(chosen), links.add_names([name])), 1)
+
+    # Topical links: the genre's own page, then draws from each genre's pool.
+    genre_page = links.add_names([page for _, page, _ in GENRES])
+    chosen = books[rng.random(n) < GENRE_PAGE_RATE]
+    links.occur(chosen, genre_page + genre[chosen], 0)
+    chosen = books[(second >= 0) & (rng.random(n) < GENRE_PAGE_RATE)]
+    links.occur(chosen, genre_page + second[chosen], 0)
+    draws = np.maximum(rng.poisson(TOPICAL_PER_BOOK * length_factor), 1)
+    occ_book = np.repeat(books, draws)
+    use_second = (second[occ_book] >= 0) & (rng.random(len(occ_book)) < SECOND_GENRE_SHARE)
+    occ_genre = np.where(use_second, second[occ_book], genre[occ_book])
+    occ_link = np.empty(len(occ_book), dtype=np.int64)
+    books_per_genre = np.bincount(genre, minlength=n_genres)
+    for g in range(n_genres):
+        at = np.flatnonzero(occ_genre == g)
+        pool = max(8, int(round(POOL_PER_BOOK * max(books_per_genre[g], 1))))
+        occ_link[at] = links.add_synthetic(pool) + _draw(
+            rng, _zipf_cdf(pool, POOL_ZIPF, 4.0), len(at)
+        )
+    links.occur(occ_book, occ_link, 1)
+
+    # Author pools: a series page for authors of 3+ books, characters and places.
+    with_series = np.flatnonzero(author_size >= 3)
+    series_page = np.full(n_authors, -1)
+    series_page[with_series] = links.add_names(
+        [f"{author_names[a].split()[-1]} series" for a in with_series]
+    ) + np.arange(len(with_series))
+    chosen = books[(series_page[author] >= 0) & (rng.random(n) < 0.6)]
+    links.occur(chosen, series_page[author[chosen]], 1)
+    pool_size = 1 + author_size  # an item is linked by at most author_size books
+    pool_start = links.add_synthetic(int(pool_size.sum())) + np.concatenate(
+        ([0], np.cumsum(pool_size)[:-1])
+    )
+    draws = rng.poisson(AUTHOR_POOL_PER_BOOK * length_factor)
+    occ_book = np.repeat(books, draws)
+    offset = np.floor(rng.random(len(occ_book)) * pool_size[author[occ_book]]).astype(np.int64)
+    links.occur(occ_book, pool_start[author[occ_book]] + offset, 1)
+
+    # Cross-genre tail and one-off links.
+    tail_size = max(20, int(TAIL_POOL_PER_BOOK * n))
+    tail = links.add_synthetic(tail_size)
+    draws = rng.poisson(TAIL_PER_BOOK * length_factor)
+    tail_cdf = _zipf_cdf(tail_size, TAIL_ZIPF)
+    links.occur(np.repeat(books, draws), tail + _draw(rng, tail_cdf, int(draws.sum())), 1)
+    draws = rng.poisson(RARE_PER_BOOK * length_factor)
+    rare_ids = rng.integers(0, int(RARE_POOL_PER_BOOK * n), int(draws.sum()))
+    used, rare_ids = np.unique(rare_ids, return_inverse=True)
+    links.occur(np.repeat(books, draws), links.add_synthetic(len(used)) + rare_ids, 1)
+
+    # Categories.
+    year = np.clip(2018 - np.floor(rng.exponential(28.0, n)).astype(np.int64), 1800, 2018)
+    first_year = links.add_names([f"Category:{y} novels" for y in range(1800, 2019)])
+    chosen = books[rng.random(n) < 0.75]
+    links.occur(chosen, first_year + year[chosen] - 1800, 2)
+    first_cg = links.add_names(
+        [f"Category:{adj} {g} novels" for _, adj, _ in COUNTRIES for g, _, _ in GENRES]
+    )
+    chosen = books[rng.random(n) < 0.45]
+    links.occur(chosen, first_cg + country[chosen] * n_genres + genre[chosen], 2)
+    chosen = books[rng.random(n) < 0.04]
+    links.occur(
+        chosen, np.full(len(chosen), links.add_names(["Category:English-language novels"])), 2
+    )
+    by_author = links.add_names([f"Category:Novels by {name}" for name in author_names])
+    chosen = books[(author_size[author] >= 2) & (rng.random(n) < 0.35)]
+    links.occur(chosen, by_author + author[chosen], 2)
+
+    # All occurrences, with duplicates, case variants and anchors; ordered per book.
+    occ_book = np.concatenate([p[0] for p in links.parts])
+    occ_link = np.concatenate([p[1] for p in links.parts])
+    occ_block = np.concatenate([np.full(len(p[0]), p[2]) for p in links.parts])
+    dup = np.flatnonzero((occ_block == 1) & (rng.random(len(occ_book)) < DUPLICATE_RATE))
+    occ_book = np.concatenate([occ_book, occ_book[dup]])
+    occ_link = np.concatenate([occ_link, occ_link[dup]])
+    occ_block = np.concatenate([occ_block, occ_block[dup]])
+    order = np.lexsort((rng.random(len(occ_book)), occ_block, occ_book))
+    occ_book, occ_link, occ_block = occ_book[order], occ_link[order], occ_block[order]
+    is_genre_page = (occ_link >= genre_page) & (occ_link < genre_page + n_genres)
+    occ_names = _spell(rng, links.names, occ_link, is_genre_page, occ_block == 1)
+    bounds = np.searchsorted(occ_book, np.arange(n + 1))
+
+    # Records.
+    records = []
+    titles = [_title(i, rng_value) for i, rng_value in enumerate(rng.random(n).tolist())]
+    genre_strings = _genre_strings(rng, genre, second)
+    coauthor = rng.random(n)
+    pub_style = rng.integers(0, 4, n)
+    month = rng.integers(1, 13, n)
+    day = rng.integers(1, 29, n)
+    timestamp = rng.integers(1_262_304_000, 1_535_760_000, n)  # 2010-01-01 .. 2018-09-01
+    length = np.maximum(200, rng.lognormal(8.3, 0.9, n)).astype(np.int64)
+    n_external = rng.poisson(3 * length_factor)
+    for i in range(n):
+        box = {"name": titles[i]}
+        writer = author_names[author[i]]
+        if coauthor[i] < 0.04:
+            other = author_names[author[(i + 1) % n]]
+            writer += " < br / > " + other if coauthor[i] < 0.03 else " and " + other
+        box["author"] = writer
+        box["country"] = COUNTRIES[country[i]][0]
+        box["language"] = language_names[language[i]]
+        if genre_strings[i] is not None:
+            box["genre"] = genre_strings[i]
+        box["publisher"] = PUBLISHERS[publisher[i]].replace(" (publisher)", "")
+        box["release_date" if coauthor[i] > 0.25 else "pub_date"] = _date(
+            int(year[i]), pub_style[i], month[i], day[i]
+        )
+        box["media_type"] = "Print (Hardback & Paperback)"
+        box["pages"] = str(100 + (length[i] // 37) % 700)
+        external = [
+            f"http://www.{_word(i * 7 + k).lower()}.com/books/{i}"
+            for k in range(int(n_external[i]))
+        ]
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(timestamp[i])))
+        records.append(
+            [titles[i], box, occ_names[bounds[i] : bounds[i + 1]], external, stamp, int(length[i])]
+        )
+
+    n_wiki = n_wikipedia_pages
+    if n_wiki is None:
+        n_wiki = max(1, round(FULL_WIKIPEDIA_PAGES * n / FULL_BOOKS))
+    for k, at in enumerate(np.sort(rng.integers(0, len(records) + 1, n_wiki))[::-1].tolist()):
+        title = f"Wikipedia:WikiProject Books/{_name(k + 999_000)}"
+        page = [
+            title,
+            {},
+            ["Wikipedia:WikiProject Books", "Novel", _name(k + 998_000)],
+            [],
+            "2018-01-01T00:00:00Z",
+            500,
+        ]
+        records.insert(at, page)
+
+    _write_lines(path, records)
+    truth_path = path.with_name(path.name + ".truth.parquet")
+    pl.DataFrame(
+        {
+            "title": titles,
+            "planted_genre": [GENRES[g][0] for g in genre],
+            "second_genre": [GENRES[g][0] if g >= 0 else None for g in second],
+            "author": [author_names[a] for a in author],
+        }
+    ).write_parquet(truth_path)
+    return SynthStats(
+        path=path,
+        truth_path=truth_path,
+        n_books=n,
+        n_records=len(records),
+        n_link_occurrences=len(occ_names),
+        genres=tuple(g for g, _, _ in GENRES),
+        genre_index=genre,
+        second_genre_index=second,
+        author_index=author,
+        authors=author_names,
+        titles=titles,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _plant(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Primary genre (Zipf-like sizes), second genre (-1: none) and author of each book;
+    authors write 1-15 books, all in one genre."""
+    n_genres = len(GENRES)
+    genre_weights = 1.0 / np.arange(1, n_genres + 1) ** 0.9
+    genre = rng.choice(n_genres, n, p=genre_weights / genre_weights.sum())
+    has_second = rng.random(n) < SECOND_GENRE_RATE
+    second = np.where(has_second, (genre + 1 + rng.integers(0, n_genres - 1, n)) % n_genres, -1)
+    size_weights = 1.0 / np.arange(1, 16) ** 1.3
+    author = np.empty(n, dtype=np.int64)
+    n_authors = 0
+    for g in range(n_genres):
+        members = np.flatnonzero(genre == g)  # in random order already
+        sizes = rng.choice(np.arange(1, 16), len(members), p=size_weights / size_weights.sum())
+        ids = np.repeat(np.arange(len(members)), sizes)[: len(members)]
+        author[members] = ids + n_authors
+        if len(members):
+            n_authors += int(ids[-1]) + 1
+    return genre, second, author
+
+
+def _spell(
+    rng: np.random.Generator,
+    names: list[str],
+    occ_link: np.ndarray,
+    is_genre_page: np.ndarray,
+    in_body: np.ndarray,
+) -> list[str]:
+    """The written form of each occurrence: its name, sometimes with the first letter's case
+    flipped (often for genre pages), sometimes with a ``#section`` anchor (body links only;
+    a tenth of those are bare ``#section`` links to the article itself)."""
+    u = rng.random(len(occ_link))
+    flip = u < np.where(is_genre_page, GENRE_PAGE_CASE_RATE, CASE_RATE)
+    anchor = in_body & (rng.random(len(occ_link)) < ANCHOR_RATE)
+    section = rng.integers(0, len(SECTIONS), len(occ_link))
+    out = [names[i] for i in occ_link.tolist()]
+    for i in np.flatnonzero(flip).tolist():
+        s = out[i]
+        out[i] = (s[0].lower() if s[0].isupper() else s[0].upper()) + s[1:]
+    for i in np.flatnonzero(anchor).tolist():
+        out[i] = (out[i] if u[i] > 0.1 else "") + "#" + SECTIONS[section[i]]
+    return out
+
+
+def _title(i: int, u: float) -> str:
+    words = f"{_word(i // 70 + 343, 2)} {_word(i % 70, 1)}"
+    if u < 0.3:
+        return f"The {words}"
+    if u < 0.45:
+        return f"{words} (novel)"
+    return words
+
+
+def _genre_strings(
+    rng: np.random.Generator, genre: np.ndarray, second: np.ndarray
+) -> list[str | None]:
+    n = len(genre)
+    none = rng.random(n) < NO_GENRE_RATE
+    u = rng.random((n, 4))
+    out: list[str | None] = []
+    for i in range(n):
+        if none[i]:
+            out.append(None)
+            continue
+        variants = GENRES[genre[i]][2]
+        text = variants[min(int(u[i, 0] ** 2.5 * len(variants)), len(variants) - 1)]
+        if second[i] >= 0 and u[i, 1] < 0.8:
+            other = GENRES[second[i]][2]
+            sep = SEPARATORS[int(u[i, 2] * len(SEPARATORS))]
+            text += sep + other[int(u[i, 3] * len(other))]
+        elif u[i, 1] < 0.015:
+            text += ", < br / > " + QUALIFIERS[int(u[i, 2] * len(QUALIFIERS))]
+        elif u[i, 1] < 0.04:
+            text += ", Novel"
+        out.append(text)
+    return out
+
+
+def _date(year: int, style: int, month: int, day: int) -> str:
+    months = ("January", "February", "March", "April", "May", "June", "July", "August",
+              "September", "October", "November", "December")  # fmt: skip
+    if style == 0:
+        return str(year)
+    if style == 1:
+        return f"{months[month - 1]} {year}"
+    if style == 2:
+        return f"{year}-{month:02d}-{day:02d}"
+    return f"{months[month - 1]} {day}, {year}"
+
+
+def _write_lines(path: Path, records: list[list]) -> None:
+    """One ``json.dumps`` line per record (the real corpus's exact style), gzip for ``.gz``
+    with a fixed header (no time stamp, no name) so that the bytes depend on the seed only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(json.dumps(r) + "\n" for r in records).encode("ascii")
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        if path.name.endswith(".gz"):
+            with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=4) as gz:
+                gz.write(data)
+        else:
+            fh.write(data)
+    os.replace(tmp, path)
