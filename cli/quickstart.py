@@ -12,6 +12,7 @@ from bookvec.cli import output
 from bookvec.cli.app import app
 from bookvec.errors import DownloadError
 
+SYNTHETIC_BOOKS = 37020  # the full corpus's shape
 FAMOUS = (
     "War and Peace",
     "The Fellowship of the Ring",
@@ -40,11 +41,11 @@ def get_corpus(data: Path | None, *, no_fallback: bool) -> tuple[Path, bool]:
         )
     from bookvec.model.synth import synthesize
 
-    path = settings.data_dir() / "synthetic-37020-seed0.ndjson"
+    path = settings.data_dir() / f"synthetic-{SYNTHETIC_BOOKS}-seed0.ndjson"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        synthesize(tmp, n_books=37020, seed=0)
+        synthesize(tmp, n_books=SYNTHETIC_BOOKS, seed=0)
         tmp.replace(path)
         truth = Path(str(tmp) + ".truth.parquet")
         if truth.exists():

@@ -42,7 +42,7 @@ _EXTENSIONS = {
     ".parquet": "parquet",
 }  # fmt: skip
 _FIELDS = ("author", "country", "language", "publisher")  # object/CSV keys kept in infobox
-_HINT = "fix or remove that record, or skip invalid records (skip_invalid / --skip-invalid)"
+_HINT = "fix or remove that record, or pass --skip-invalid to skip bad records"
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,7 @@ def _read(
 ) -> Iterator[RawBook]:
     raw = sys.stdin.buffer if name == "<stdin>" else open(path, "rb")
     line = None
+    seen: dict[str, int | None] = {}
     try:
         stream = _maybe_gunzip(raw)
         fmt = fmt or _sniff(stream.peek(8)[:8])
@@ -123,7 +124,11 @@ def _read(
             try:
                 if isinstance(record, _Bad):
                     raise record
-                yield _to_book(record, line)
+                book = _to_book(record, line)
+                if book.title in seen:
+                    raise _Bad(f"duplicate title (first at line {seen[book.title]})", book.title)
+                seen[book.title] = line
+                yield book
             except _Bad as bad:
                 if not skip_invalid:
                     raise InputError(
@@ -169,6 +174,9 @@ def _json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
             continue
         try:
             yield line, json.loads(text)
+        except RecursionError:
+            yield line, _Bad("JSON nested too deeply")
+            continue
         except json.JSONDecodeError as exc:
             reason = f"not JSON ({exc.msg} at column {exc.colno})"
             if line == 1 and text in ("[", "{"):

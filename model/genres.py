@@ -194,6 +194,6 @@ def _canonical_genres(raw: str) -> tuple[str, ...]:
     out: list[str] = []
     for part in _SPLIT.split(text):
         for name in _expand(part):
-            if name not in _PLACEHOLDERS and name not in out:
+            if name not in _PLACEHOLDERS and name not in out and any(c.isalnum() for c in name):
                 out.append(name)
     return tuple(out)

@@ -174,7 +174,12 @@ def prepare(path: str | Path, cleaning: CleaningConfig = CleaningConfig()) -> Pr
             return prepare(tmp.name, cleaning)
         finally:
             os.unlink(tmp.name)
-    return prepare_books(read_books(path), cleaning, source_sha256=sha256_file(path))
+    try:
+        return prepare_books(read_books(path), cleaning, source_sha256=sha256_file(path))
+    except InputError as exc:
+        if exc.path is not None:
+            raise
+        raise InputError(exc.message, path=str(path), hint=exc.hint) from None
 
 
 def prepare_books(

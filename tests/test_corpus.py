@@ -173,7 +173,7 @@ def test_truncated_gzip(tmp_path):
     data = gzip.compress(lines(*[JAWS] * 2000))
     path = write(tmp_path, "c.ndjson.gz", data[: len(data) // 2])
     with pytest.raises(InputError, match="cannot read after line"):
-        list(read_books(path))
+        list(read_books(path, skip_invalid=True))  # the same title 2,000 times: duplicates
 
 
 def test_missing_file_unknown_format_bad_table(tmp_path):
