@@ -67,19 +67,19 @@ class TitleNotFoundError(BookvecError):
         hint = (
             "did you mean: " + "; ".join(repr(s) for s in self.suggestions)
             if self.suggestions
-            else f"check the spelling, or list {what}s with `bookvec search --help`"
+            else "check the spelling, or type a shorter part of it"
         )
         super().__init__(f"unknown {what} {title!r}", hint=hint)
 
 
 class AmbiguousTitleError(BookvecError):
-    """A loose title matches several books; ``candidates`` lists them."""
+    """A loose title matches several books (or links); ``candidates`` lists them."""
 
-    def __init__(self, title: str, candidates: list[str]) -> None:
+    def __init__(self, title: str, candidates: list[str], *, what: str = "book") -> None:
         self.title = title
         self.candidates = list(candidates)
         super().__init__(
-            f"{title!r} matches several books",
+            f"{title!r} matches several {what}s",
             hint="use one of: " + "; ".join(repr(c) for c in self.candidates),
         )
 

@@ -60,6 +60,22 @@ def resolve_store_title(store, query: str, *, exact: bool = False) -> str:
     return title_lookup.resolve(query, store.titles(), exact=exact)
 
 
+def resolve_store_titles(store, queries: Iterable[str], *, exact: bool = False) -> list[str]:
+    """Several titles as typed -> titles in the store; the store's titles are listed once."""
+    queries = list(queries)
+    found = store.get(queries)
+    index: title_lookup.TitleIndex | None = None
+    resolved = []
+    for query in queries:
+        if query in found:
+            resolved.append(query)
+            continue
+        if index is None:
+            index = title_lookup.TitleIndex(store.titles())
+        resolved.append(index.resolve(query, exact=exact))
+    return resolved
+
+
 # --- new books: fold-in through ONNX Runtime, then upsert ------------------------------------
 
 
@@ -108,7 +124,7 @@ def bundle_cleaning(bundle):
 def resolve_bundle_book(bundle, query: str, *, exact: bool = False) -> int:
     if query in bundle.book_index:
         return bundle.book_index[query]
-    return bundle.book_index[title_lookup.resolve(query, bundle.book_titles, exact=exact)]
+    return bundle.book_index[bundle_title_index(bundle, "book").resolve(query, exact=exact)]
 
 
 def resolve_bundle_link(bundle, query: str, *, exact: bool = False) -> int:
@@ -120,5 +136,160 @@ def resolve_bundle_link(bundle, query: str, *, exact: bool = False) -> int:
     cleaned = clean_link(query, cleaning)
     if cleaned is not None and cleaned in bundle.link_index:
         return bundle.link_index[cleaned]
-    name = title_lookup.resolve(query, bundle.link_names, exact=exact, what="link")
+    name = bundle_title_index(bundle, "link").resolve(query, exact=exact)
     return bundle.link_index[name]
+
+
+_TITLE_INDEXES: dict[tuple[str, str], title_lookup.TitleIndex] = {}
+
+
+def bundle_title_index(bundle, what: str) -> title_lookup.TitleIndex:
+    """The bundle's book titles (``what="book"``) or link names (``"link"``), indexed once."""
+    key = (str(bundle.path), what)
+    if key not in _TITLE_INDEXES:
+        names = bundle.book_titles if what == "book" else bundle.link_names
+        _TITLE_INDEXES[key] = title_lookup.TitleIndex(names, what=what)
+    return _TITLE_INDEXES[key]
+
+
+# --- links of a book, links near a link, why two books are close -----------------------------
+
+_CORPUS_PAIRS: dict[tuple[str, str], np.ndarray] = {}
+
+
+def bundle_pairs(bundle, *, log: Callable[[str], None] | None = None) -> np.ndarray:
+    """The (book, link) pairs the bundle was trained on: its pairs.parquet, or for a bundle
+    written before that file existed, the corpus it names, prepared again with its cleaning."""
+    from pathlib import Path
+
+    from bookvec.errors import DataNotFoundError
+
+    pairs = bundle.pairs
+    if pairs is not None:
+        return pairs
+    corpus = bundle.manifest.get("corpus", {})
+    path = Path(corpus.get("path", ""))
+    key = (str(bundle.path), str(path))
+    if key not in _CORPUS_PAIRS:
+        from bookvec.model.corpus import sha256_file
+        from bookvec.model.prepare import prepare
+
+        retrain = "retrain with `bookvec train` (new bundles store their pairs)"
+        if not path.is_file():
+            raise DataNotFoundError(
+                f"model {bundle.model_id} does not store its pairs and its corpus {path} is gone",
+                hint=retrain,
+            )
+        if corpus.get("sha256") and sha256_file(path) != corpus["sha256"]:
+            raise DataNotFoundError(
+                f"model {bundle.model_id} does not store its pairs and its corpus {path} changed",
+                hint=retrain,
+            )
+        if log is not None:
+            log(f"reading the links of every book from {path} (this model predates pairs.parquet)")
+        _CORPUS_PAIRS[key] = prepare(path, bundle_cleaning(bundle)).pairs
+    return _CORPUS_PAIRS[key]
+
+
+def observed_links(bundle, book: int, *, log: Callable[[str], None] | None = None) -> np.ndarray:
+    """The distinct link indices a book's article has (those the model kept), sorted."""
+    pairs = bundle_pairs(bundle, log=log)
+    return np.unique(pairs[pairs[:, 0] == book, 1])
+
+
+def predicted_links(
+    bundle, runtime, book: int, *, limit: int, missing_only: bool = False, log=None
+) -> list[dict[str, Any]]:
+    """The pages the model thinks the book links to: every link scored in one batch through the
+    score graph, best first; ``observed`` marks the ones the article really has."""
+    n_links = bundle.n_links
+    probability = runtime.score(np.full(n_links, book, dtype=np.int64), np.arange(n_links))
+    observed = np.zeros(n_links, dtype=bool)
+    observed[observed_links(bundle, book, log=log)] = True
+    order = np.argsort(-probability, kind="stable")
+    if missing_only:
+        order = order[~observed[order]]
+    counts = bundle.links.get_column("count").to_list()
+    return [
+        {
+            "title": bundle.link_names[k],
+            "score": round(float(probability[k]), 6),
+            "observed": bool(observed[k]),
+            "books": int(counts[k]),
+        }
+        for k in order[:limit]
+    ]
+
+
+def nearest_links(bundle, link: int, *, limit: int) -> list[dict[str, Any]]:
+    """Pages nearest a page: cosine over the bundle's (normalised) link vectors."""
+    vectors = np.asarray(bundle.link_vectors, dtype=np.float32)
+    cosine = vectors @ vectors[link]
+    cosine[link] = -np.inf
+    order = np.argsort(-cosine, kind="stable")[: min(limit, len(cosine) - 1)]
+    counts = bundle.links.get_column("count").to_list()
+    return [
+        {"title": bundle.link_names[k], "score": round(float(cosine[k]), 6), "books": counts[k]}
+        for k in order
+    ]
+
+
+def explain_pair(bundle, a: int, b: int, *, limit: int = 10, log=None) -> dict[str, Any]:
+    """Why two books are close.
+
+    similarity = a·b, the cosine of the two (unit) book vectors. A link l with unit vector l
+    contributes (a·l)(b·l): large when both books lean towards that page, negative when one
+    leans towards it and the other away. If the link vectors were orthonormal these terms would
+    add up to a·b exactly (a·b = sum over a basis of the products of coordinates); they are not
+    (there are more pages than dimensions), so the contributions rank the shared directions
+    rather than split the cosine exactly. Links considered: the union of both articles' links.
+
+    shared_links: the links both articles have; pulling_links: the union's links with the
+    largest contributions (whether one or both articles have them). Best first, ``limit`` each.
+    """
+    books = np.asarray(bundle.book_vectors, dtype=np.float32)
+    links = np.asarray(bundle.link_vectors, dtype=np.float32)
+    va, vb = books[a], books[b]
+    links_a = observed_links(bundle, a, log=log)
+    links_b = observed_links(bundle, b, log=log)
+    union = np.union1d(links_a, links_b)
+    shared = np.intersect1d(links_a, links_b)
+    cos_a, cos_b = links[union] @ va, links[union] @ vb
+    contribution = cos_a * cos_b
+    position = {int(k): i for i, k in enumerate(union)}
+
+    def rows(indices) -> list[dict[str, Any]]:
+        ordered = sorted(indices, key=lambda k: (-contribution[position[int(k)]], int(k)))
+        return [
+            {
+                "link": bundle.link_names[k],
+                "contribution": round(float(contribution[position[k]]), 6),
+            }
+            for k in (int(k) for k in ordered[:limit])
+        ]
+
+    return {
+        "a": bundle.book_titles[a],
+        "b": bundle.book_titles[b],
+        "similarity": round(float(va @ vb), 6),
+        "shared_links": rows(shared),
+        "pulling_links": rows(union),
+    }
+
+
+def link_membership(bundle, a: int, b: int, names: Iterable[str]) -> dict[str, str]:
+    """For a people's table: which of the two articles has each link ("both", "A", "B", "")."""
+    in_a = {bundle.link_names[k] for k in observed_links(bundle, a)}
+    in_b = {bundle.link_names[k] for k in observed_links(bundle, b)}
+    marks = {}
+    for name in names:
+        marks[name] = (
+            "both"
+            if name in in_a and name in in_b
+            else "A"
+            if name in in_a
+            else "B"
+            if name in in_b
+            else ""
+        )
+    return marks

@@ -6,10 +6,12 @@ Exit codes: 0 ok; 1 a user or data error (one line on stderr saying how to fix i
 
 from __future__ import annotations
 
+import os
+
 import typer
 from typer.core import TyperGroup
 
-from bookvec import __version__
+from bookvec import __version__, settings
 from bookvec.errors import BookvecError
 
 
@@ -50,6 +52,13 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only data on stdout; no progress."),
+    home: str | None = typer.Option(
+        None,
+        "--home",
+        envvar=settings.ENV_HOME,
+        help="Where bookvec keeps data, models and the embedded store (this run only).",
+        show_default=False,
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
@@ -57,3 +66,5 @@ def _main(
     from bookvec.cli import output
 
     output.set_quiet(quiet)
+    if home:
+        os.environ[settings.ENV_HOME] = home

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import typer
+
 from bookvec.cli import output
 from bookvec.cli.app import app
 from bookvec.cli.common import (
@@ -16,16 +18,47 @@ from bookvec.cli.common import (
     open_store,
 )
 
+# The defaults of bookvec.indexer.types.IndexOptions, repeated here so that `--help` does not
+# import the indexer (keep them equal; a test checks).
+DEFAULT_HNSW_M = 16
+DEFAULT_HNSW_EF = 128
 
-def run_index(bundle, url, api_key, collection) -> dict:
-    from bookvec.cli.actions import index_bundle
+
+def run_index(
+    bundle,
+    url,
+    api_key,
+    collection,
+    *,
+    shards: int | None = None,
+    replicas: int | None = None,
+    options=None,
+) -> dict:
+    from bookvec.cli.actions import bundle_points
     from bookvec.cli.progress import counting_progress
 
     started = time.perf_counter()
     store = open_store(url, api_key, collection)
     try:
+        if store.backend == "edge":
+            from bookvec.indexer.edge import indexing_threshold
+
+            threshold = indexing_threshold(bundle.dim)
+            if bundle.n_books > threshold:
+                output.log(
+                    f"{bundle.n_books:,} books is above Edge's indexing threshold ({threshold:,}):"
+                    " the HNSW graph is built after loading"
+                )
         with counting_progress("indexing", total=bundle.n_books) as advance:
-            count = index_bundle(bundle, store, progress=advance)
+            count = store.replace_all(
+                bundle_points(bundle),
+                vector_size=bundle.dim,
+                model_version=bundle.model_id,
+                progress=advance,
+                shards=shards,
+                replicas=replicas,
+                options=options,
+            )
         info = store.info()
     finally:
         store.close()
@@ -36,6 +69,10 @@ def run_index(bundle, url, api_key, collection) -> dict:
         "backend": info.backend if info else None,
         "collection": info.name if info else collection,
         "location": info.location if info else None,
+        "shards": info.shards if info else None,
+        "replicas": info.replicas if info else None,
+        "index": info.index.to_dict() if info else None,
+        "indexed_vectors": info.indexed_vectors if info else None,
         "seconds": round(seconds, 3),
     }
 
@@ -43,6 +80,37 @@ def run_index(bundle, url, api_key, collection) -> dict:
 @app.command()
 def index(
     model: ModelOption = None,
+    shards: int | None = typer.Option(
+        None,
+        "--shards",
+        min=1,
+        help="Server only: shards of the collection (fixed at creation; a multiple of the "
+        "number of nodes). Default 1.",
+        show_default=False,
+    ),
+    replicas: int | None = typer.Option(
+        None,
+        "--replicas",
+        min=1,
+        help="Server only: copies of each shard on different nodes. Default 1.",
+        show_default=False,
+    ),
+    hnsw_m: int = typer.Option(
+        DEFAULT_HNSW_M, "--hnsw-m", min=4, max=128, help="HNSW graph links per point."
+    ),
+    hnsw_ef: int = typer.Option(
+        DEFAULT_HNSW_EF,
+        "--hnsw-ef",
+        min=1,
+        max=4096,
+        help="HNSW candidates per search: higher is more exact and slower (stored with the "
+        "collection).",
+    ),
+    quantization: str = typer.Option(
+        "none",
+        "--quantization",
+        help="int8: scalar-quantized vectors searched first, rescored on the originals; none.",
+    ),
     json_: JsonOption = False,
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
@@ -51,17 +119,28 @@ def index(
     """Index the current model's books (vectors + genres, author, ...) into the store.
 
     A full reindex is atomic: searches keep answering from the old index until the new one
-    is complete.
+    is complete. HNSW and quantization settings are stored with the collection; below ~51,000
+    books (Edge's indexing threshold) every search is exact whatever they are.
 
-    Example: bookvec index
+    Examples: bookvec index
+    BOOKVEC_QDRANT_URL=http://localhost:6333 bookvec index --shards 6 --replicas 2
     """
+    from bookvec.indexer import IndexOptions
+
+    options = IndexOptions(hnsw_m=hnsw_m, hnsw_ef=hnsw_ef, quantization=quantization)
     bundle = open_model(model)
     bundle.verify(("book_vectors.npy", "books.parquet"))
-    result = run_index(bundle, url, api_key, collection)
+    result = run_index(
+        bundle, url, api_key, collection, shards=shards, replicas=replicas, options=options
+    )
     if json_:
         output.emit_json(result)
     else:
+        layout = ""
+        if result["backend"] == "server":
+            layout = f", {result['shards']} shard(s) x {result['replicas']} replica(s)"
         output.log(
             f"indexed {result['points']:,} books of model {result['model']} into "
-            f"{result['backend']} collection {result['collection']!r} in {result['seconds']:.1f} s"
+            f"{result['backend']} collection {result['collection']!r}{layout} "
+            f"in {result['seconds']:.1f} s"
         )

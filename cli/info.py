@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bookvec import settings
 from bookvec.cli import output
 from bookvec.cli.app import app
@@ -16,6 +18,109 @@ from bookvec.cli.common import (
 from bookvec.errors import BookvecError
 
 
+def _model_info(model: str | None) -> dict[str, Any]:
+    from bookvec.model.bundle import open_bundle
+
+    try:
+        bundle = open_bundle(model)
+    except BookvecError as exc:
+        return {"error": str(exc)}
+    manifest = bundle.manifest
+    return {
+        "id": bundle.model_id,
+        "path": str(bundle.path),
+        "created": manifest.get("created"),
+        "books": bundle.n_books,
+        "links": bundle.n_links,
+        "pairs": manifest.get("counts", {}).get("pairs"),
+        "dim": bundle.dim,
+        "objective": manifest.get("config", {}).get("objective"),
+        "synthetic": bundle.synthetic,
+        "corpus": manifest.get("corpus", {}).get("path"),
+        "metrics": manifest.get("metrics", {}),
+    }
+
+
+def _store_info(url, api_key, collection) -> dict[str, Any]:
+    try:
+        store = open_store(url, api_key, collection, read_only=True)
+        try:
+            details = store.info()
+        finally:
+            store.close()
+    except BookvecError as exc:
+        return {"error": str(exc)}
+    if details is None:
+        return {"error": f"no collection {collection!r} yet (run `bookvec index`)"}
+    return {
+        "backend": details.backend,
+        "collection": details.name,
+        "model": details.model_version,
+        "dim": details.vector_size,
+        "points": details.points,
+        "location": details.location,
+    }
+
+
+def _render(result: dict[str, Any]) -> None:
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+
+    def section(title: str, rows: list[tuple[str, Any]], error: str | None) -> Panel:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        if error:
+            grid.add_row("error", f"[red]{escape(error)}[/red]")
+        for key, value in rows:
+            if value is not None and value != "":
+                grid.add_row(key, value if key == "status" else escape(str(value)))
+        return Panel(grid, title=title, title_align="left", expand=False)
+
+    model, store = result["model"], result["store"]
+    metrics = model.get("metrics", {})
+    auc = metrics.get("val_auc")
+    model_rows = [
+        ("id", model.get("id")),
+        ("created", model.get("created")),
+        ("books", f"{model['books']:,}" if "books" in model else None),
+        ("links", f"{model['links']:,}" if "links" in model else None),
+        ("pairs", f"{model['pairs']:,}" if model.get("pairs") else None),
+        ("dimensions", model.get("dim")),
+        ("objective", model.get("objective")),
+        ("validation AUC", f"{auc:.3f}" if auc is not None else None),
+        (
+            "corpus",
+            (model.get("corpus") or "") + (" (synthetic)" if model.get("synthetic") else ""),
+        ),
+        ("files", model.get("path")),
+    ]
+    status = None
+    if "error" not in model and "error" not in store:
+        status = (
+            "[green]indexed with this model[/green]"
+            if store["model"] == model["id"]
+            else f"[yellow]holds model {escape(str(store['model']))}; run `bookvec index`[/yellow]"
+        )
+    store_rows = [
+        ("backend", store.get("backend")),
+        ("collection", store.get("collection")),
+        ("points", f"{store['points']:,}" if "points" in store else None),
+        ("dimensions", store.get("dim")),
+        ("status", status),
+        ("location", store.get("location")),
+    ]
+    output.stdout.print(
+        Group(
+            f"bookvec home: {escape(result['home'])}",
+            section("Model", model_rows, model.get("error")),
+            section("Store", store_rows, store.get("error")),
+        )
+    )
+
+
 @app.command()
 def info(
     model: ModelOption = None,
@@ -28,43 +133,12 @@ def info(
 
     Example: bookvec info --json
     """
-    from bookvec.model.bundle import open_bundle
-
-    result: dict = {"home": str(settings.home())}
-    try:
-        bundle = open_bundle(model)
-        result["model"] = {
-            "id": bundle.model_id,
-            "path": str(bundle.path),
-            "books": bundle.n_books,
-            "links": bundle.n_links,
-            "dim": bundle.dim,
-            "synthetic": bundle.synthetic,
-            "metrics": bundle.manifest.get("metrics", {}),
-        }
-    except BookvecError as exc:
-        result["model"] = {"error": str(exc)}
-    try:
-        store = open_store(url, api_key, collection, read_only=True)
-        try:
-            details = store.info()
-        finally:
-            store.close()
-        result["store"] = (
-            {
-                "backend": details.backend,
-                "collection": details.name,
-                "model": details.model_version,
-                "dim": details.vector_size,
-                "points": details.points,
-                "location": details.location,
-            }
-            if details
-            else {"error": f"no collection {collection!r} yet; run `bookvec index`"}
-        )
-    except BookvecError as exc:
-        result["store"] = {"error": str(exc)}
+    result: dict[str, Any] = {
+        "home": str(settings.home()),
+        "model": _model_info(model),
+        "store": _store_info(url, api_key, collection),
+    }
     if json_:
         output.emit_json(result)
         return
-    output.stdout.print_json(data=result)
+    _render(result)

@@ -6,7 +6,23 @@ module level, so `bookvec search` starts fast.
 
 from __future__ import annotations
 
-from bookvec.cli import data, index, info, quickstart, score, search, train, upsert  # noqa: F401
+from bookvec.cli import (  # noqa: F401
+    config,
+    data,
+    delete,
+    evaluate,
+    explain,
+    index,
+    info,
+    links,
+    maps,
+    quickstart,
+    score,
+    search,
+    train,
+    upsert,
+    vectors,
+)
 from bookvec.cli.app import app
 
 

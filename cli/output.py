@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import functools
+import inspect
 import json
 import sys
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 stdout = Console(highlight=False, soft_wrap=False)
@@ -31,7 +35,7 @@ def is_quiet() -> bool:
 def log(message: str) -> None:
     """A progress or status line on stderr (silenced by --quiet)."""
     if not is_quiet():
-        stderr.print(message, markup=False)
+        stderr.print(message, markup=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
@@ -63,7 +67,7 @@ def hit_record(title: str, score: float, payload: Mapping[str, Any]) -> dict[str
 
 
 def books_table(records: list[dict[str, Any]], *, title: str, score_label: str = "cosine") -> Table:
-    table = Table(title=title, title_justify="left", show_lines=False)
+    table = Table(title=escape(title), title_justify="left", show_lines=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("title", style="bold")
     table.add_column(score_label, justify="right")
@@ -73,10 +77,132 @@ def books_table(records: list[dict[str, Any]], *, title: str, score_label: str =
     for rank, record in enumerate(records, 1):
         table.add_row(
             str(rank),
-            record["title"],
+            escape(record["title"]),
             f"{record['score']:.3f}",
             ", ".join(record["genres"]),
             record.get("author") or "",
             str(record["year"]) if record.get("year") is not None else "",
         )
+    return table
+
+
+# --- one output-format option set for every command that prints rows --------------------------
+# sqlite-utils' @output_options, for Typer: the decorator adds --json / --jsonl / --csv (at most
+# one; none means a rich table) and hands the command one argument, ``fmt``.
+
+FORMATS = ("table", "json", "jsonl", "csv")
+_PANEL = "Output"
+_FLAGS = {
+    "json": "Print a JSON array on stdout.",
+    "jsonl": "Print one JSON object per line on stdout.",
+    "csv": "Print CSV with a header row on stdout.",
+}
+
+
+def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command --json, --jsonl and --csv; it receives ``fmt`` (one of FORMATS)."""
+    signature = inspect.signature(func, eval_str=True)
+    kept = [p for name, p in signature.parameters.items() if name != "fmt"]
+    added = [
+        inspect.Parameter(
+            f"output_{name}",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[
+                bool, typer.Option(f"--{name}", help=text, rich_help_panel=_PANEL)
+            ],
+        )
+        for name, text in _FLAGS.items()
+    ]
+
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        chosen = [name for name in _FLAGS if kwargs.pop(f"output_{name}", False)]
+        if len(chosen) > 1:
+            raise typer.BadParameter(
+                "choose one output format",
+                param_hint=" / ".join(f"'--{name}'" for name in chosen),
+            )
+        return func(*args, fmt=chosen[0] if chosen else "table", **kwargs)
+
+    command.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+    return command
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(item) for item in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def emit_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> None:
+    """CSV with a header row; lists joined with "; ", None as an empty cell."""
+    columns = list(columns or (rows[0].keys() if rows else ()))
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    if columns:
+        writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(name)) for name in columns])
+    sys.stdout.flush()
+
+
+def emit_rows(
+    rows: Sequence[Mapping[str, Any]],
+    fmt: str,
+    *,
+    table: Callable[[Sequence[Mapping[str, Any]]], Table],
+    columns: Sequence[str] | None = None,
+    empty: str = "nothing found",
+) -> None:
+    """Rows in the chosen format: data on stdout; for people, an empty result is a note on
+    stderr (machines get ``[]``, no lines, or a header)."""
+    if fmt == "json":
+        emit_json(list(rows))
+    elif fmt == "jsonl":
+        emit_jsonl(rows)
+    elif fmt == "csv":
+        emit_csv(rows, columns)
+    elif not rows:
+        log(empty)
+    else:
+        stdout.print(table(rows))
+
+
+BOOK_COLUMNS = ("title", "score", "genres", "author", "country", "year")
+
+
+def link_record(name: str, score: float, **extra: Any) -> dict[str, Any]:
+    """The JSON shape of a linked page: ``title`` and ``score`` as for books, then extras."""
+    return {"title": name, "score": round(float(score), 6), **extra}
+
+
+def links_table(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    title: str,
+    score_label: str,
+    extra: Sequence[str] = (),
+    caption: str | None = None,
+) -> Table:
+    table = Table(
+        title=escape(title),
+        title_justify="left",
+        caption=escape(caption) if caption else None,
+        caption_justify="left",
+    )
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("page", style="bold")
+    table.add_column(score_label, justify="right")
+    for name in extra:
+        table.add_column(name, justify="right" if name == "books" else "center")
+    for rank, record in enumerate(records, 1):
+        cells = [str(rank), escape(record["title"]), f"{record['score']:.3f}"]
+        for name in extra:
+            value = record.get(name)
+            cells.append("✓" if value is True else "" if value is False else _cell(value))
+        table.add_row(*cells)
     return table

@@ -6,74 +6,183 @@ import csv
 import io
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
 from bookvec.cli import output
 from bookvec.cli.app import app
-from bookvec.cli.common import JsonOption, ModelOption, open_model
-from bookvec.errors import InputError
+from bookvec.cli.common import ModelOption, open_model
+from bookvec.errors import BookvecError, ConfigError, InputError
+
+PAIR_FORMATS = ("csv", "jsonl", "parquet")
+_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+_EXTENSIONS |= {".parquet": "parquet", ".pq": "parquet"}
 
 
-def read_pairs(source: str) -> list[tuple[int, str, str]]:
-    """(line, book, link) from CSV (columns book,link) or JSONL ({"book", "link"}); - is stdin."""
+@dataclass(frozen=True)
+class PairRow:
+    """One input row: where it came from (line, or row number for Parquet) and its titles."""
+
+    line: int
+    book: str
+    link: str
+
+
+def _pairs_format(source: str, format: str | None, data: bytes) -> str:
+    if format is not None:
+        if format not in PAIR_FORMATS:
+            raise ConfigError(
+                f"unknown pairs format {format!r}", hint="use one of: " + ", ".join(PAIR_FORMATS)
+            )
+        return format
+    by_extension = _EXTENSIONS.get(Path(source).suffix.lower()) if source != "-" else None
+    if by_extension:
+        return by_extension
+    if data.startswith(b"PAR1"):
+        return "parquet"
+    first = next((line for line in data.splitlines() if line.strip()), b"")
+    return "jsonl" if first.lstrip(b"\xef\xbb\xbf \t").startswith(b"{") else "csv"
+
+
+def _read_source(source: str) -> tuple[bytes, str]:
     if source == "-":
-        text = sys.stdin.read()
-        name = "<stdin>"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise InputError("no such file", path=source, hint="check the path")
+        return sys.stdin.buffer.read(), "<stdin>"
+    path = Path(source)
+    if not path.is_file():
+        raise InputError("no such file", path=source, hint="check the path, or use - for stdin")
+    return path.read_bytes(), source
+
+
+def _text(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason})", path=name) from None
+
+
+def read_pairs(
+    source: str,
+    *,
+    format: str | None = None,
+    rejects: list[tuple[int, str]] | None = None,
+) -> list[PairRow]:
+    """(book, link) rows from CSV (columns book,link; header optional), JSONL
+    ({"book", "link"}) or Parquet (columns book, link); ``-`` is stdin.
+
+    A malformed row raises InputError naming its line, unless ``rejects`` is given: then it is
+    appended there as (line, reason) and reading goes on.
+    """
+    data, name = _read_source(source)
+    fmt = _pairs_format(source, format, data)
+
+    def bad(line: int, reason: str) -> None:
+        if rejects is None:
+            raise InputError(reason, path=name, line=line)
+        rejects.append((line, reason))
+
+    rows: list[PairRow] = []
+    if fmt == "parquet":
+        import polars as pl
+
         try:
-            text = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"not UTF-8 text ({exc.reason})", path=source) from None
-        name = source
-    text = text.lstrip("\ufeff")
-    pairs: list[tuple[int, str, str]] = []
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    if first.lstrip().startswith("{"):
+            frame = pl.read_parquet(io.BytesIO(data))
+        except Exception as exc:  # noqa: BLE001 - any reader failure is a bad input file
+            raise InputError(f"not a readable Parquet file ({exc})", path=name) from None
+        missing = [c for c in ("book", "link") if c not in frame.columns]
+        if missing:
+            raise InputError(
+                f"Parquet file lacks column(s) {', '.join(missing)}",
+                path=name,
+                hint="give string columns book and link",
+            )
+        for number, (book, link) in enumerate(frame.select("book", "link").iter_rows(), 1):
+            if isinstance(book, str) and isinstance(link, str) and book and link:
+                rows.append(PairRow(number, book, link))
+            else:
+                bad(number, "book and link must be non-empty strings")
+        return rows
+    text = _text(data, name)
+    if fmt == "jsonl":
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except ValueError as exc:
-                raise InputError(f"not JSON ({exc.msg})", path=name, line=number) from None
-            if not isinstance(record, dict) or not all(
-                isinstance(record.get(k), str) for k in ("book", "link")
+                bad(number, f"not JSON ({exc.msg})")
+                continue
+            if isinstance(record, dict) and all(
+                isinstance(record.get(key), str) and record[key] for key in ("book", "link")
             ):
-                raise InputError('expected {"book": "...", "link": "..."}', path=name, line=number)
-            pairs.append((number, record["book"], record["link"]))
-        return pairs
-    reader = csv.reader(io.StringIO(text))
-    for number, row in enumerate(reader, 1):
+                rows.append(PairRow(number, record["book"], record["link"]))
+            else:
+                bad(number, 'expected {"book": "...", "link": "..."}')
+        return rows
+    columns = (0, 1)
+    for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
         if not row or not any(cell.strip() for cell in row):
             continue
-        if number == 1 and [c.strip().lower() for c in row[:2]] == ["book", "link"]:
+        names = [cell.strip().lower() for cell in row]
+        if not rows and "book" in names and "link" in names:  # a header row
+            columns = (names.index("book"), names.index("link"))
             continue
-        if len(row) < 2:
-            raise InputError("expected two columns: book,link", path=name, line=number)
-        pairs.append((number, row[0], row[1]))
-    return pairs
+        if len(row) <= max(columns) or not row[columns[0]] or not row[columns[1]]:
+            bad(number, "expected two columns: book,link")
+            continue
+        rows.append(PairRow(number, row[columns[0]], row[columns[1]]))
+    return rows
+
+
+def _pairs_table(records):
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="P(the book's article links to the page)", title_justify="left")
+    table.add_column("probability", justify="right")
+    table.add_column("book", style="bold")
+    table.add_column("page")
+    for record in records:
+        table.add_row(
+            f"{record['probability']:.4f}", escape(record["book"]), escape(record["link"])
+        )
+    return table
 
 
 @app.command()
+@output.output_options
 def score(
-    book: str | None = typer.Argument(None, help="A book title."),
-    link: str | None = typer.Argument(None, help="A page title the book might link to."),
+    fmt: str,
+    book: str | None = typer.Argument(None, metavar="BOOK", help="A book title."),
+    link: str | None = typer.Argument(
+        None, metavar="LINK", help="A page title the book might link to."
+    ),
     pairs: str | None = typer.Option(
-        None, "--pairs", help="Score many: a CSV (book,link) or JSONL file, or - for stdin."
+        None,
+        "--pairs",
+        help="Score many: a CSV (book,link), JSONL or Parquet file, or - for stdin.",
+    ),
+    format: str | None = typer.Option(
+        None, "--format", help="Format of --pairs: csv, jsonl or parquet (default: by extension)."
+    ),
+    skip_invalid: bool = typer.Option(
+        False,
+        "--skip-invalid",
+        help="Report bad rows and unknown titles on stderr and score the rest.",
     ),
     exact: bool = typer.Option(False, "--exact", help="Take titles as typed, no matching."),
     model: ModelOption = None,
-    json_: JsonOption = False,
 ) -> None:
     """Probability that BOOK's article links to LINK, from the model's score graph (ONNX Runtime).
 
+    With --pairs, rows are scored in one batch. A bad row (not CSV/JSON, an unknown book or
+    page) stops the run with its line number, or with --skip-invalid is reported on stderr
+    (with the reason) and left out.
+
     Examples: bookvec score "Jaws (novel)" "shark"
               bookvec score --pairs pairs.csv --json
+              cat pairs.jsonl | bookvec score --pairs - --skip-invalid --csv
     """
     import numpy as np
 
@@ -81,16 +190,33 @@ def score(
     from bookvec.model.runtime import Runtime
 
     if pairs is None and (book is None or link is None):
-        raise typer.BadParameter("give BOOK and LINK, or --pairs FILE")
+        raise typer.BadParameter("give BOOK and LINK, or --pairs FILE", param_hint="'BOOK LINK'")
+    if pairs is not None and (book is not None or link is not None):
+        raise typer.BadParameter("give BOOK and LINK, or --pairs FILE, not both")
     bundle = open_model(model)
     bundle.verify(("score.onnx",))
-    items = read_pairs(pairs) if pairs is not None else [(0, book, link)]
-    book_idx, link_idx = [], []
-    for _, book_title, link_name in items:
-        book_idx.append(resolve_bundle_book(bundle, book_title, exact=exact))
-        link_idx.append(resolve_bundle_link(bundle, link_name, exact=exact))
-    runtime = Runtime(bundle.path)
-    probabilities = runtime.score(np.asarray(book_idx), np.asarray(link_idx))
+    rejects: list[tuple[int, str]] = []
+    source = "<stdin>" if pairs == "-" else pairs
+    if pairs is not None:
+        rows = read_pairs(pairs, format=format, rejects=rejects if skip_invalid else None)
+    else:
+        rows = [PairRow(0, book, link)]  # type: ignore[arg-type]
+    book_idx: list[int] = []
+    link_idx: list[int] = []
+    for row in rows:
+        try:
+            b = resolve_bundle_book(bundle, row.book, exact=exact)
+            k = resolve_bundle_link(bundle, row.link, exact=exact)
+        except BookvecError as exc:
+            if not skip_invalid or pairs is None:
+                if pairs is None:
+                    raise
+                raise InputError(str(exc), path=source, line=row.line) from None
+            rejects.append((row.line, str(exc)))
+            continue
+        book_idx.append(b)
+        link_idx.append(k)
+    probabilities = Runtime(bundle.path).score(np.asarray(book_idx), np.asarray(link_idx))
     results = [
         {
             "book": bundle.book_titles[b],
@@ -99,10 +225,23 @@ def score(
         }
         for b, k, p in zip(book_idx, link_idx, probabilities, strict=True)
     ]
-    if json_:
-        output.emit_json(results if pairs is not None else results[0])
+    for line, reason in sorted(rejects):
+        output.warn(f"{source}:{line}: skipped: {reason}")
+    if pairs is not None:
+        output.log(f"scored {len(results)} pairs, skipped {len(rejects)}")
+    if pairs is None and fmt == "json":
+        output.emit_json(results[0])
         return
-    for result in results:
+    if pairs is None and fmt == "table":
+        result = results[0]
         output.stdout.print(
             f"{result['probability']:.4f}  {result['book']}  ->  {result['link']}", markup=False
         )
+        return
+    output.emit_rows(
+        results,
+        fmt,
+        table=_pairs_table,
+        columns=("book", "link", "probability"),
+        empty="no pairs to score",
+    )

@@ -1,6 +1,15 @@
-"""`bookvec upsert`: add or update books without retraining (vectors folded in by ONNX Runtime)."""
+"""`bookvec upsert`: add or update books without retraining (vectors folded in by ONNX Runtime).
+
+The input is streamed: books are read, folded in and written in batches, so a file of any size
+needs the memory of one batch. Each batch is checked before it is written; if a bad record
+stops the run, the batches before it stay stored and running the same input again finishes the
+job (nothing already stored is written twice).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import typer
 
@@ -16,6 +25,28 @@ from bookvec.cli.common import (
     open_store,
 )
 from bookvec.errors import ModelMismatchError
+
+BATCH = 2048  # books read and folded in at a time
+
+
+def folded_points(
+    books: Iterable[Any],
+    bundle,
+    runtime,
+    rejected: list,
+    advance: Callable[[int], None],
+    batch: int = BATCH,
+) -> Iterator[Any]:
+    """Books -> store points, one batch of `batch` books at a time (one ONNX call each);
+    books the model cannot place go to `rejected`."""
+    from bookvec.cli.actions import fold_in_books
+    from bookvec.indexer.points import batched
+
+    for chunk in batched(books, batch):
+        folded = fold_in_books(chunk, bundle, runtime)
+        rejected.extend(folded.rejected)
+        yield from folded.points
+        advance(len(chunk))
 
 
 @app.command()
@@ -40,23 +71,24 @@ def upsert(
 
     Input: the 6-field Wikipedia ndjson, or JSONL lines like
     {"title": "My Book", "links": ["J. R. R. Tolkien", "Fantasy"], "genres": ["fantasy"]}.
-    Running the same file twice changes nothing.
+    Streamed in batches of 2,048 books (any file size; progress on stderr). Running the same
+    file twice changes nothing; counts are reported as added / updated / unchanged.
 
-    Example: bookvec upsert new_books.jsonl
+    Examples: bookvec upsert new_books.jsonl
+    zcat books.ndjson.gz | bookvec upsert - --skip-invalid --json
     """
-    from bookvec.cli.actions import fold_in_books
+    from bookvec.cli.progress import counting_progress
     from bookvec.model.corpus import read_books
     from bookvec.model.runtime import Runtime
 
     bundle = open_model(model)
     bundle.verify(("fold_in.onnx", "links.parquet"))
     rejects: list = []
-    books = list(read_books(file, format=format, skip_invalid=skip_invalid, rejects=rejects))
+    books = read_books(file, format=format, skip_invalid=skip_invalid, rejects=rejects)
     runtime = Runtime(bundle.path)
-    folded = fold_in_books(books, bundle, runtime)
-    rejected = [*rejects, *folded.rejected]
+    rejected: list = []
 
-    store = open_store(url, api_key, collection)
+    store = open_store(url, api_key, collection, read_only=dry_run)
     try:
         info = store.info()
         if info is not None and info.model_version != bundle.model_id:
@@ -65,33 +97,31 @@ def upsert(
                 f"the current model is {bundle.model_id}",
                 hint="run `bookvec index` to rebuild it with the current model, then upsert",
             )
-        if info is None:
-            store.ensure_collection(vector_size=bundle.dim, model_version=bundle.model_id)
-        if dry_run:
-            existing = store.get([point.title for point in folded.points])
-            added = sum(1 for p in folded.points if p.title not in existing)
-            unchanged = sum(
-                1
-                for p in folded.points
-                if p.title in existing
-                and existing[p.title].payload.get("content_hash") == p.payload["content_hash"]
-            )
-            report = {"added": added, "updated": len(folded.points) - added - unchanged}
-            report["unchanged"] = unchanged
-        else:
-            result = store.upsert(folded.points)
-            report = {
-                "added": result.added,
-                "updated": result.updated,
-                "unchanged": result.unchanged,
-            }
+        with counting_progress("upserting") as advance:
+            points = folded_points(books, bundle, runtime, rejected, advance)
+            if info is None and dry_run:  # nothing stored yet: every book would be new
+                added = len({point.title for point in points})
+                counts = {"added": added, "updated": 0, "unchanged": 0}
+            else:
+                if info is None:
+                    store.ensure_collection(vector_size=bundle.dim, model_version=bundle.model_id)
+                result = store.upsert(points, dry_run=dry_run)
+                counts = {
+                    "added": result.added,
+                    "updated": result.updated,
+                    "unchanged": result.unchanged,
+                }
     finally:
         store.close()
-    report["rejected"] = len(rejected)
-    report["rejects"] = [
-        {"line": line, "title": title, "reason": reason} for line, title, reason in rejected
-    ]
-    report["dry_run"] = dry_run
+    all_rejected = sorted([*rejects, *rejected], key=lambda r: (r[0] is None, r[0] or 0))
+    report: dict[str, Any] = {
+        **counts,
+        "rejected": len(all_rejected),
+        "rejects": [
+            {"line": line, "title": title, "reason": reason} for line, title, reason in all_rejected
+        ],
+        "dry_run": dry_run,
+    }
     if json_:
         output.emit_json(report)
         return
@@ -99,7 +129,8 @@ def upsert(
     output.stdout.print(
         f"{report['added']} added, {report['updated']} updated, "
         f"{report['unchanged']} unchanged, {report['rejected']} rejected"
-        + (f" ({verb} not stored: dry run)" if dry_run else "")
+        + (f" ({verb} not stored: dry run)" if dry_run else ""),
+        markup=False,
     )
     for item in report["rejects"]:
         where = f"line {item['line']}" if item["line"] is not None else "record"

@@ -8,6 +8,12 @@ recommend retrieve the stored vectors first and exclude the examples with a `mus
 Shards are created with the WAL off: with it on, Edge locks the directory for one process
 and a `bookvec search` could not run while another process has the store open. Every write
 ends with flush(); the locks in generations.py keep writers apart and readers safe.
+
+Writing fast: what a bulk load costs per point is mostly turning the payload into Edge's
+(qdrant-edge-py tries bool, u64, i64 and f64 before str, raising and discarding a Python
+TypeError each time: ~2.7 us per string value, ~6 us per one-element list on this machine,
+~30 us for a book's payload) and Edge's own insert (~20 us with five payload indexes). The
+insert releases the GIL, so `_write` converts batch k+1 while Edge writes batch k.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,10 +41,10 @@ from bookvec.indexer.points import (
     check_model,
     check_vector,
     classify,
+    dedupe,
     first_missing,
     ids_by_title,
-    prepare,
-    prepare_all,
+    prepare_batch,
     recommend_vector,
 )
 from bookvec.indexer.types import (
@@ -47,12 +54,23 @@ from bookvec.indexer.types import (
     BookPoint,
     CollectionInfo,
     Hit,
+    IndexOptions,
     Progress,
     Record,
     UpsertReport,
 )
 
 SCROLL_PAGE = 1000
+# Edge's defaults, in KB of vectors: HNSW is built only for segments above INDEXING_THRESHOLD_KB
+# (by optimize()), and a filtered search that matches fewer than FULL_SCAN_THRESHOLD_KB worth of
+# points scores them exactly through the payload index instead of walking the graph.
+INDEXING_THRESHOLD_KB = 10_000
+FULL_SCAN_THRESHOLD_KB = 10_000
+
+
+def indexing_threshold(vector_size: int) -> int:
+    """How many points of this size a segment needs before optimize() builds HNSW for it."""
+    return INDEXING_THRESHOLD_KB * 1024 // (4 * vector_size)
 
 
 class EdgeStore:
@@ -69,13 +87,16 @@ class EdgeStore:
         self._live: Opened | None = None
         self._shard: edge.EdgeShard | None = None
         self._stamp: tuple[int, int] | None = None
+        self._params: edge.SearchParams | None = None
+        self._ef_override: int | None = None
         self._follow()
 
     # --- reading -------------------------------------------------------------------------------
     def info(self) -> CollectionInfo | None:
         self._follow()
-        if self._live is None:
+        if self._live is None or self._shard is None:
             return None
+        shard_info = self._shard.info()
         return CollectionInfo(
             name=self.collection,
             backend=self.backend,
@@ -83,6 +104,8 @@ class EdgeStore:
             vector_size=self._live.meta.vector_size,
             points=self.count(),
             location=str(self._live.path),
+            index=IndexOptions.from_dict(self._live.meta.index),
+            indexed_vectors=shard_info.indexed_vectors_count,
         )
 
     def search(
@@ -162,6 +185,7 @@ class EdgeStore:
         model_version: str,
         shards: int | None = None,
         replicas: int | None = None,
+        options: IndexOptions | None = None,
     ) -> None:
         _one_shard(shards, replicas)
         self._follow()
@@ -170,7 +194,7 @@ class EdgeStore:
             with self._layout.writing():
                 self._follow()  # another process may have created it meanwhile
                 if self._live is None:
-                    self._build((), vector_size, model_version, None)
+                    self._build((), vector_size, model_version, None, options)
         meta = self._live.meta if self._live else None
         if meta is not None:
             check_model(meta.model_version, meta.vector_size, model_version, vector_size, self.root)
@@ -184,28 +208,54 @@ class EdgeStore:
         progress: Progress | None = None,
         shards: int | None = None,
         replicas: int | None = None,
+        options: IndexOptions | None = None,
     ) -> int:
         """Build a new generation beside the live one, then switch CURRENT to it."""
         _one_shard(shards, replicas)
         self._check_writable()
         with self._layout.writing():
-            self._build(points, vector_size, model_version, progress)
+            self._build(points, vector_size, model_version, progress, options)
         return self.count()
 
     def upsert(
-        self, points: Iterable[BookPoint], *, progress: Progress | None = None
+        self,
+        points: Iterable[BookPoint],
+        *,
+        progress: Progress | None = None,
+        dry_run: bool = False,
     ) -> UpsertReport:
-        self._check_writable()
+        """Streamed in batches: each batch is checked, compared with the stored content hashes,
+        and its new or changed points written. Nothing is locked or copied until a batch has
+        something to write; then one lock, at most one copy and one flush for the whole call."""
+        if not dry_run:
+            self._check_writable()
         live, shard = self._require()
-        items = prepare_all(points, live.meta.vector_size)
-        stored: dict[str, str | None] = {}
-        for batch in batched([item.id for item in items], SCROLL_PAGE):
-            for rec in shard.retrieve(batch, with_payload=["content_hash"], with_vector=False):
-                stored[str(rec.id)] = (rec.payload or {}).get("content_hash")
-        to_write, report = classify(items, stored)
-        if to_write:
-            with self._changing() as target:
-                _write(target, to_write, progress)
+        size = live.meta.vector_size
+        report = UpsertReport(0, 0, 0)
+        batches = iter(batched(points))
+        first: list[Prepared] = []
+        for batch in batches:
+            items = dedupe(prepare_batch(batch, size))
+            first, counts = classify(items, _stored_hashes(shard, items))
+            report = report + counts
+            if first and not dry_run:
+                break
+        if not first or dry_run:
+            return report
+
+        with self._changing() as target:
+
+            def to_write() -> Iterator[list[Prepared]]:
+                nonlocal report
+                yield first
+                for batch in batches:
+                    items = dedupe(prepare_batch(batch, size))
+                    changed, counts = classify(items, _stored_hashes(target, items))
+                    report = report + counts
+                    if changed:
+                        yield changed
+
+            _write(target, to_write(), progress)
         return report
 
     def delete(self, titles: Iterable[str]) -> int:
@@ -253,6 +303,22 @@ class EdgeStore:
                 raise
         self._drop()
         self._live, self._shard, self._stamp = opened, shard, stamp
+        self._set_params()
+
+    def _set_params(self) -> None:
+        if self._live is None:
+            self._params = None
+            return
+        options = IndexOptions.from_dict(self._live.meta.index)
+        if self._ef_override is not None:
+            options = replace(options, hnsw_ef=self._ef_override)
+        self._params = _search_params(options)
+
+    def set_hnsw_ef(self, ef: int | None) -> None:
+        """Search through this handle with another hnsw_ef (None: the collection's own).
+        For measuring recall curves; the stored setting is unchanged."""
+        self._ef_override = ef
+        self._set_params()
 
     def _require(self) -> tuple[Opened, edge.EdgeShard]:
         self._follow()
@@ -275,15 +341,19 @@ class EdgeStore:
         vector_size: int,
         model_version: str,
         progress: Progress | None,
+        options: IndexOptions | None,
     ) -> None:
         """A complete new generation from scratch, published at the end. Under `writing`."""
+        options = options or IndexOptions()
         build = self._layout.new_build()
         try:
-            shard = _create(build / SHARD, vector_size)
+            shard = _create(build / SHARD, vector_size, options)
             try:
-                for batch in batched(points):
-                    _write(shard, [prepare(point, vector_size) for point in batch], progress)
-                shard.optimize()  # builds HNSW only above the indexing threshold (~50k 50-d)
+                items = (dedupe(prepare_batch(batch, vector_size)) for batch in batched(points))
+                _write(shard, items, progress)
+                # Edge builds HNSW only here, and only for segments above the indexing
+                # threshold (~51k 50-d points); below it every search is exact.
+                shard.optimize()
                 shard.flush()
             finally:
                 shard.close()
@@ -291,7 +361,8 @@ class EdgeStore:
             shutil.rmtree(build, ignore_errors=True)
             raise
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self._publish(build, GenerationMeta(model_version, vector_size, created))
+        meta = GenerationMeta(model_version, vector_size, created, index=options.to_dict())
+        self._publish(build, meta)
 
     @contextmanager
     def _changing(self) -> Iterator[edge.EdgeShard]:
@@ -357,6 +428,7 @@ class EdgeStore:
             limit=check_limit(limit),
             query=edge.Query.Nearest(list(vector)),
             filter=filters.to_edge(flt, exclude_ids),
+            params=self._params,
             with_payload=True,
             with_vector=False,
         )
@@ -371,14 +443,47 @@ class EdgeStore:
         ]
 
 
-def _create(path: Path, vector_size: int) -> edge.EdgeShard:
+def _create(path: Path, vector_size: int, options: IndexOptions) -> edge.EdgeShard:
     vectors = edge.EdgeVectorParams(size=vector_size, distance=edge.Distance.Cosine)
-    shard = edge.EdgeShard.create(str(path), edge.EdgeConfig(vectors=vectors, wal_enabled=False))
+    hnsw = edge.HnswIndexConfig(
+        m=options.hnsw_m,
+        ef_construct=options.hnsw_ef_construct,
+        full_scan_threshold=FULL_SCAN_THRESHOLD_KB,
+    )
+    quantization = None
+    if options.quantization == "int8":
+        quantization = edge.ScalarQuantizationConfig(
+            type=edge.ScalarType.Int8, quantile=0.99, always_ram=True
+        )
+    config = edge.EdgeConfig(
+        vectors=vectors,
+        hnsw_config=hnsw,
+        quantization_config=quantization,
+        optimizers=edge.EdgeOptimizersConfig(indexing_threshold=INDEXING_THRESHOLD_KB),
+        wal_enabled=False,
+    )
+    shard = edge.EdgeShard.create(str(path), config)
     for field in KEYWORD_FIELDS:  # payload indexes before the bulk load
         shard.update(edge.UpdateOperation.create_field_index(field, edge.PayloadSchemaType.Keyword))
     for field in INTEGER_FIELDS:
         shard.update(edge.UpdateOperation.create_field_index(field, edge.PayloadSchemaType.Integer))
     return shard
+
+
+def _search_params(options: IndexOptions) -> edge.SearchParams:
+    """hnsw_ef for graph searches; with int8, candidates are rescored on the original vectors."""
+    quantization = None
+    if options.quantization == "int8":
+        quantization = edge.QuantizationSearchParams(rescore=True, oversampling=2.0)
+    return edge.SearchParams(hnsw_ef=options.hnsw_ef, quantization=quantization)
+
+
+def _stored_hashes(shard: edge.EdgeShard, items: list[Prepared]) -> dict[str, str | None]:
+    stored: dict[str, str | None] = {}
+    for ids in batched([item.id for item in items], SCROLL_PAGE):
+        for rec in shard.retrieve(ids, with_payload=["content_hash"], with_vector=False):
+            stored[str(rec.id)] = (rec.payload or {}).get("content_hash")
+    return stored
 
 
 def _load(path: Path) -> edge.EdgeShard:
@@ -396,12 +501,36 @@ def _load(path: Path) -> edge.EdgeShard:
         ) from exc
 
 
-def _write(shard: edge.EdgeShard, items: list[Prepared], progress: Progress | None) -> None:
-    for batch in batched(items):
-        points = [edge.Point(item.id, item.vector, item.payload) for item in batch]
-        shard.update(edge.UpdateOperation.upsert_points(points))
-        if progress is not None:
-            progress(len(batch))
+def _write(
+    shard: edge.EdgeShard, batches: Iterable[list[Prepared]], progress: Progress | None
+) -> None:
+    """Upsert batches, converting batch k+1 to Edge points (Python, holds the GIL) while Edge
+    inserts batch k in a worker thread (Rust, releases the GIL). `progress` runs here, in the
+    calling thread, once a batch is stored."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pending: tuple[Future[None], int] | None = None
+
+    def finish() -> None:
+        nonlocal pending
+        if pending is not None:
+            future, count = pending
+            pending = None
+            future.result()
+            if progress is not None:
+                progress(count)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="bookvec-edge-write") as pool:
+        try:
+            for items in batches:
+                points = [edge.Point(item.id, item.vector, item.payload) for item in items]
+                operation = edge.UpdateOperation.upsert_points(points)
+                finish()
+                pending = (pool.submit(shard.update, operation), len(items))
+            finish()
+        finally:
+            if pending is not None:  # failed while converting: let the running write end
+                pending[0].exception()
 
 
 def _one_shard(shards: int | None, replicas: int | None) -> None:

@@ -6,7 +6,7 @@ and a CURRENT pointer replaced atomically. Files and locks only; no Qdrant here.
       write.lock               held (flock, exclusive) by the one process writing; holds its pid
       g-<time>-<rand>/         a published generation
         shard/                 the Qdrant Edge shard
-        bookvec.json           {"format", "model_version", "vector_size", "created"}
+        bookvec.json           {"format", "model_version", "vector_size", "created", "index"}
         lock                   flock: shared by every process that has this generation open,
                                exclusive by a writer changing it in place (only when alone)
       .build-<time>-<rand>/    a generation being built, renamed to g-... once complete
@@ -28,8 +28,9 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bookvec.errors import StoreError, StoreLockedError
 
@@ -48,6 +49,7 @@ class GenerationMeta:
     vector_size: int
     created: str
     format: int = FORMAT
+    index: dict[str, Any] = field(default_factory=dict)  # IndexOptions.to_dict(); {}: defaults
 
 
 class FileLock:
@@ -220,6 +222,7 @@ def read_meta(path: Path) -> GenerationMeta:
             vector_size=int(raw["vector_size"]),
             created=str(raw.get("created", "")),
             format=int(raw.get("format", FORMAT)),
+            index=dict(raw.get("index") or {}),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StoreError(

@@ -7,7 +7,9 @@ The model version and vector size are collection metadata (`metadata=` on create
 Qdrant server >= 1.16, qdrant-client >= 1.16).
 
 Every client call goes through `_call`: retried when transient (retry.py), and its failure
-turned into a bookvec error that says how to fix it.
+turned into a bookvec error that says how to fix it. Uploads run `ServerOptions.parallel`
+requests at a time from a thread pool (each `wait=True`, so a returned upsert is readable);
+local mode (`QdrantClient(":memory:")` / `path=`) gets one, as it is not thread-safe.
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ from bookvec.indexer.points import (
     check_model,
     check_vector,
     classify,
+    dedupe,
     first_missing,
     ids_by_title,
-    prepare,
-    prepare_all,
+    prepare_batch,
 )
 from bookvec.indexer.retry import Retry, is_transient, message_of, status_of
 from bookvec.indexer.types import (
@@ -53,6 +55,7 @@ from bookvec.indexer.types import (
     BookPoint,
     CollectionInfo,
     Hit,
+    IndexOptions,
     Progress,
     Record,
     UpsertReport,
@@ -60,6 +63,7 @@ from bookvec.indexer.types import (
 
 ENV_GRPC = "BOOKVEC_QDRANT_GRPC"
 ENV_TIMEOUT = "BOOKVEC_QDRANT_TIMEOUT"
+ENV_PARALLEL = "BOOKVEC_QDRANT_PARALLEL"
 PAGE = 1000
 T = TypeVar("T")
 
@@ -75,18 +79,25 @@ class ServerOptions:
     backoff: float = 0.25  # first wait in seconds; doubles each retry
     max_backoff: float = 4.0
     batch_size: int = 256  # points per upload request
+    parallel: int = 4  # upload requests in flight at once
 
     @classmethod
     def from_env(cls) -> ServerOptions:
         grpc = os.environ.get(ENV_GRPC, "").strip().lower() in ("1", "true", "yes", "on")
-        raw = os.environ.get(ENV_TIMEOUT, "").strip()
-        try:
-            timeout = int(raw) if raw else cls.timeout
-        except ValueError:
-            raise ConfigError(
-                f"{ENV_TIMEOUT}={raw!r} is not a whole number of seconds", hint="set it to e.g. 10"
-            ) from None
-        return cls(prefer_grpc=grpc, timeout=timeout)
+        timeout = _env_int(ENV_TIMEOUT, cls.timeout, "a whole number of seconds", "10")
+        parallel = _env_int(ENV_PARALLEL, cls.parallel, "a number of requests", "4")
+        if parallel < 1:
+            raise ConfigError(f"{ENV_PARALLEL} must be at least 1, not {parallel}")
+        return cls(prefer_grpc=grpc, timeout=timeout, parallel=parallel)
+
+
+def _env_int(name: str, default: int, what: str, example: str) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        hint = f"set it to e.g. {example}"
+        raise ConfigError(f"{name}={raw!r} is not {what}", hint=hint) from None
 
 
 def connect(url: str, api_key: str | None, options: ServerOptions) -> QdrantClient:
@@ -124,7 +135,11 @@ class ServerStore:
         self._owns_client = owns_client
         init = client.init_options
         self.location = str(init.get("url") or init.get("location") or init.get("path") or "")
+        # Local mode searches exactly, ignores search params (and warns about them) and is not
+        # thread-safe.
+        self.local = bool(init.get("path")) or init.get("location") == ":memory:"
         self._size: int | None = None  # the collection's vector size, for checking queries
+        self._params: Any = None  # search params of the collection (hnsw_ef, quantization)
 
     # --- reading -------------------------------------------------------------------------------
     def info(self) -> CollectionInfo | None:
@@ -133,9 +148,11 @@ class ServerStore:
             return None
         described = self._call("read the collection", self.client.get_collection, physical)
         meta = (described.config.metadata or {}).get("bookvec") or {}
-        vectors = described.config.params.vectors
-        size = vectors.size if isinstance(vectors, models.VectorParams) else 0
+        params = described.config.params
+        size = params.vectors.size if isinstance(params.vectors, models.VectorParams) else 0
+        options = IndexOptions.from_dict(meta.get("index"))
         self._size = size
+        self._params = None if self.local else _search_params(options)
         return CollectionInfo(
             name=physical,
             backend=self.backend,
@@ -143,6 +160,10 @@ class ServerStore:
             vector_size=size,
             points=self.count(),
             location=self.location,
+            index=options,
+            indexed_vectors=described.indexed_vectors_count,
+            shards=int(meta.get("shards") or params.shard_number or 1),
+            replicas=int(meta.get("replicas") or params.replication_factor or 1),
         )
 
     def search(
@@ -245,6 +266,7 @@ class ServerStore:
         model_version: str,
         shards: int | None = None,
         replicas: int | None = None,
+        options: IndexOptions | None = None,
     ) -> None:
         info = self.info()
         if info is not None:
@@ -252,9 +274,11 @@ class ServerStore:
             check_model(info.model_version, info.vector_size, model_version, vector_size, where)
             return
         self._check_writable()
-        physical = self._create(vector_size, model_version, shards, replicas)
+        options = options or IndexOptions()
+        physical = self._create(vector_size, model_version, shards, replicas, options)
         self._switch_alias(physical, old=None)
         self._size = vector_size
+        self._params = None if self.local else _search_params(options)
 
     def replace_all(
         self,
@@ -265,17 +289,17 @@ class ServerStore:
         progress: Progress | None = None,
         shards: int | None = None,
         replicas: int | None = None,
+        options: IndexOptions | None = None,
     ) -> int:
         """Upload into a new collection, then move the alias to it in one call."""
         self._check_writable()
+        _check_layout(shards, replicas)
+        options = options or IndexOptions()
         old = self._physical()
-        new = self._create(vector_size, model_version, shards, replicas)
+        new = self._create(vector_size, model_version, shards, replicas, options)
         try:
-            for batch in batched(points, self.options.batch_size):
-                items = [prepare(point, vector_size) for point in batch]
-                self._upload(new, items)
-                if progress is not None:
-                    progress(len(items))
+            items = (dedupe(prepare_batch(batch, vector_size)) for batch in batched(points))
+            self._upload(new, items, progress)
             self._switch_alias(new, old)
         except BaseException:
             self._drop(new)
@@ -283,30 +307,42 @@ class ServerStore:
         if old is not None and old not in (new, self.alias):
             self._drop(old)
         self._size = vector_size
+        self._params = None if self.local else _search_params(options)
         return self._call("count points", self.client.count, new, exact=True).count
 
     def upsert(
-        self, points: Iterable[BookPoint], *, progress: Progress | None = None
+        self,
+        points: Iterable[BookPoint],
+        *,
+        progress: Progress | None = None,
+        dry_run: bool = False,
     ) -> UpsertReport:
-        self._check_writable()
-        items = prepare_all(points, self._vector_size())
-        stored: dict[str, str | None] = {}
-        for batch in batched([item.id for item in items], PAGE):
-            records = self._call(
-                "read content hashes",
-                self.client.retrieve,
-                self.alias,
-                ids=batch,
-                with_payload=["content_hash"],
-                with_vectors=False,
-            )
-            stored.update((str(rec.id), (rec.payload or {}).get("content_hash")) for rec in records)
-        to_write, report = classify(items, stored)
-        for batch in batched(to_write, self.options.batch_size):
-            self._upload(self.alias, batch)
-            if progress is not None:
-                progress(len(batch))
-        return report
+        """Streamed in batches: each batch is checked, compared with the stored content hashes,
+        and its new or changed points uploaded before the next batch is read."""
+        if not dry_run:
+            self._check_writable()
+        size = self._vector_size()
+        total = UpsertReport(0, 0, 0)
+        for batch in batched(points):
+            items = dedupe(prepare_batch(batch, size))
+            stored: dict[str, str | None] = {}
+            for ids in batched([item.id for item in items], PAGE):
+                records = self._call(
+                    "read content hashes",
+                    self.client.retrieve,
+                    self.alias,
+                    ids=ids,
+                    with_payload=["content_hash"],
+                    with_vectors=False,
+                )
+                stored.update(
+                    (str(rec.id), (rec.payload or {}).get("content_hash")) for rec in records
+                )
+            to_write, report = classify(items, stored)
+            if to_write and not dry_run:
+                self._upload(self.alias, [to_write], progress)
+            total = total + report
+        return total
 
     def delete(self, titles: Iterable[str]) -> int:
         self._check_writable()
@@ -345,9 +381,15 @@ class ServerStore:
         return None
 
     def _create(
-        self, vector_size: int, model_version: str, shards: int | None, replicas: int | None
+        self,
+        vector_size: int,
+        model_version: str,
+        shards: int | None,
+        replicas: int | None,
+        options: IndexOptions,
     ) -> str:
         """A new physical collection with its payload indexes, before any point goes in."""
+        _check_layout(shards, replicas)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         name = f"{self.alias}_{stamp}_{secrets.token_hex(2)}"
         metadata = {
@@ -356,8 +398,18 @@ class ServerStore:
                 "model_version": model_version,
                 "vector_size": vector_size,
                 "created": stamp,
+                "index": options.to_dict(),
+                "shards": shards or 1,
+                "replicas": replicas or 1,
             }
         }
+        quantization = None
+        if options.quantization == "int8":
+            quantization = models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(
+                    type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+                )
+            )
         try:
             self._call(
                 "create a collection",
@@ -368,6 +420,10 @@ class ServerStore:
                 ),
                 shard_number=shards,
                 replication_factor=replicas,
+                hnsw_config=models.HnswConfigDiff(
+                    m=options.hnsw_m, ef_construct=options.hnsw_ef_construct
+                ),
+                quantization_config=quantization,
                 metadata=metadata,
             )
         except StoreError:  # a retried create whose first attempt went through
@@ -416,15 +472,61 @@ class ServerStore:
         except BookvecError:
             pass  # best effort: an orphan collection costs space, not correctness
 
-    def _upload(self, collection: str, items: list[Prepared]) -> None:
-        points = [models.PointStruct(id=i.id, vector=i.vector, payload=i.payload) for i in items]
-        self._call(
-            "upload points",
-            self.client.upsert,
-            collection_name=collection,
-            points=points,
-            wait=True,
-        )
+    def _upload(
+        self,
+        collection: str,
+        batches: Iterable[list[Prepared]],
+        progress: Progress | None,
+    ) -> None:
+        """Upload in requests of `batch_size` points, `parallel` requests in flight, each with
+        `wait=True`. A point id already in flight waits for those requests to finish first, so
+        of a title sent twice the later version is the one stored."""
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+        workers = 1 if self.local else max(1, self.options.parallel)
+        in_flight: dict[Future[None], tuple[int, frozenset[str]]] = {}
+        busy: set[str] = set()
+
+        def settle(block_until_empty: bool = False) -> None:
+            while in_flight:
+                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                for future in done:
+                    count, ids = in_flight.pop(future)
+                    busy.difference_update(ids)
+                    future.result()
+                    if progress is not None:
+                        progress(count)
+                if not block_until_empty and len(in_flight) < 2 * workers:
+                    return
+
+        def send(items: list[Prepared]) -> None:
+            points = [
+                models.PointStruct(id=item.id, vector=item.vector, payload=item.payload)
+                for item in items
+            ]
+            self._call(
+                "upload points",
+                self.client.upsert,
+                collection_name=collection,
+                points=points,
+                wait=True,
+            )
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="bookvec-upload") as pool:
+            try:
+                for prepared in batches:
+                    for request in batched(prepared, self.options.batch_size):
+                        ids = frozenset(item.id for item in request)
+                        if ids & busy:
+                            settle(block_until_empty=True)
+                        in_flight[pool.submit(send, request)] = (len(request), ids)
+                        busy |= ids
+                        if len(in_flight) >= 2 * workers:
+                            settle()
+                settle(block_until_empty=True)
+            finally:
+                for future in in_flight:
+                    future.cancel()
 
     # --- helpers -------------------------------------------------------------------------------
     def _query(
@@ -436,6 +538,7 @@ class ServerStore:
             collection_name=self.alias,
             query=query,
             query_filter=filters.to_server(flt, exclude_ids),
+            search_params=self._search_params(),
             limit=check_limit(limit),
             with_payload=True,
             with_vectors=False,
@@ -449,6 +552,13 @@ class ServerStore:
             )
             for p in response.points
         ]
+
+    def _search_params(self) -> Any:
+        if self.local:
+            return None
+        if self._params is None:
+            self.info()  # reads the collection's settings once per handle
+        return self._params
 
     def _vector_size(self) -> int:
         if self._size is None:
@@ -506,3 +616,16 @@ class ServerStore:
         if "Collection `" in text or text.startswith("Collection "):
             return self._no_collection()
         return StoreError(f"Qdrant at {where} could not {what}: {text}")
+
+
+def _search_params(options: IndexOptions) -> models.SearchParams:
+    quantization = None
+    if options.quantization == "int8":
+        quantization = models.QuantizationSearchParams(rescore=True, oversampling=2.0)
+    return models.SearchParams(hnsw_ef=options.hnsw_ef, quantization=quantization)
+
+
+def _check_layout(shards: int | None, replicas: int | None) -> None:
+    for name, value in (("--shards", shards), ("--replicas", replicas)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be at least 1, not {value}")

@@ -11,9 +11,57 @@ from bookvec.errors import ConfigError
 # Called with the number of points just written (an increment, like tqdm.update / rich advance).
 Progress = Callable[[int], None]
 
-# Payload fields with a payload index, created before any bulk load.
-KEYWORD_FIELDS = ("title", "genres", "author", "authors", "country")
+# Payload fields with a payload index, created before any bulk load: exactly the fields filters
+# use (the author filter matches `authors`, so co-authors count). No index on `title` or
+# `author`: nothing filters by them, and on Edge each index costs ~3 us per point written.
+KEYWORD_FIELDS = ("genres", "authors", "country")
 INTEGER_FIELDS = ("year",)
+
+QUANTIZATIONS = ("none", "int8")
+# hnsw_ef at query time, chosen from the recall curve at 300k books (README, `benchmarks/search.py
+# --recall-curve`); HNSW itself exists only above Edge's indexing threshold (~51k 50-d books).
+DEFAULT_HNSW_EF = 128
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How the vector index is built (m, ef_construct, quantization) and searched (hnsw_ef).
+    Fixed when a collection is created and stored with it; changing them needs a reindex."""
+
+    hnsw_m: int = 16  # Qdrant's defaults for m and ef_construct
+    hnsw_ef_construct: int = 100
+    hnsw_ef: int = DEFAULT_HNSW_EF
+    quantization: str = "none"  # "int8": scalar quantization, rescored with the originals
+
+    def __post_init__(self) -> None:
+        if not 4 <= self.hnsw_m <= 128:
+            raise ConfigError(f"--hnsw-m must be 4..128, not {self.hnsw_m}", hint="16 is usual")
+        if not 4 <= self.hnsw_ef_construct <= 4096:
+            raise ConfigError(f"hnsw ef_construct must be 4..4096, not {self.hnsw_ef_construct}")
+        if not 1 <= self.hnsw_ef <= 4096:
+            raise ConfigError(
+                f"--hnsw-ef must be 1..4096, not {self.hnsw_ef}", hint=f"{DEFAULT_HNSW_EF} is usual"
+            )
+        if self.quantization not in QUANTIZATIONS:
+            raise ConfigError(
+                f"unknown quantization {self.quantization!r}",
+                hint="use " + " or ".join(QUANTIZATIONS),
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hnsw_m": self.hnsw_m,
+            "hnsw_ef_construct": self.hnsw_ef_construct,
+            "hnsw_ef": self.hnsw_ef,
+            "quantization": self.quantization,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> IndexOptions:
+        """From stored metadata; keys a collection made before they existed get the defaults."""
+        raw = raw or {}
+        known = {k: raw[k] for k in cls().to_dict() if raw.get(k) is not None}
+        return cls(**known)
 
 
 @dataclass(frozen=True)
@@ -86,6 +134,11 @@ class UpsertReport:
     def written(self) -> int:
         return self.added + self.updated
 
+    def __add__(self, other: UpsertReport) -> UpsertReport:
+        return UpsertReport(
+            self.added + other.added, self.updated + other.updated, self.unchanged + other.unchanged
+        )
+
 
 @dataclass(frozen=True)
 class CollectionInfo:
@@ -95,6 +148,10 @@ class CollectionInfo:
     vector_size: int
     points: int
     location: str  # edge: the live generation's directory; server: the URL or ":memory:"
+    index: IndexOptions = field(default_factory=IndexOptions)
+    indexed_vectors: int | None = None  # in the HNSW graph (0: every search is exact)
+    shards: int = 1
+    replicas: int = 1
 
 
 class BookStore(Protocol):
@@ -109,6 +166,7 @@ class BookStore(Protocol):
         model_version: str,
         shards: int | None = None,
         replicas: int | None = None,
+        options: IndexOptions | None = None,
     ) -> None: ...
 
     def replace_all(
@@ -120,10 +178,15 @@ class BookStore(Protocol):
         progress: Progress | None = None,
         shards: int | None = None,
         replicas: int | None = None,
+        options: IndexOptions | None = None,
     ) -> int: ...
 
     def upsert(
-        self, points: Iterable[BookPoint], *, progress: Progress | None = None
+        self,
+        points: Iterable[BookPoint],
+        *,
+        progress: Progress | None = None,
+        dry_run: bool = False,
     ) -> UpsertReport: ...
 
     def search(

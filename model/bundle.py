@@ -4,6 +4,8 @@
       manifest.json      format version, config, corpus, counts, metrics, versions, file hashes
       books.parquet      index, title, genres, author, ... (the payload source)
       links.parquet      index, name, count
+      pairs.parquet      book, link (int32): the training pairs, file order (optional: older
+                         bundles lack it; ``Bundle.pairs`` is None then)
       book_vectors.npy   L2-normalised float32 (n_books, dim)
       link_vectors.npy   L2-normalised float32 (n_links, dim)
       score.onnx         book_idx[N], link_idx[N] -> probability[N]
@@ -99,6 +101,17 @@ class Bundle:
         import polars as pl
 
         return pl.read_parquet(self.file("links.parquet"))
+
+    @cached_property
+    def pairs(self) -> np.ndarray | None:
+        """The (book index, link index) pairs trained on, int32 (P, 2); None if not stored."""
+        import polars as pl
+
+        path = self.file("pairs.parquet")
+        if not path.is_file():
+            return None
+        frame = pl.read_parquet(path, columns=["book", "link"])
+        return frame.to_numpy().astype(np.int32, copy=False).reshape(-1, 2)
 
     @cached_property
     def book_vectors(self) -> np.ndarray:

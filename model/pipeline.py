@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from bookvec import __version__
 from bookvec.model.bundle import Bundle, BundleWriter
@@ -104,6 +105,10 @@ def train_bundle(
 def _write_tables(directory: Path, prepared: PreparedCorpus, trained) -> None:
     prepared.books.write_parquet(directory / "books.parquet")
     prepared.links.write_parquet(directory / "links.parquet")
+    pairs = np.asarray(prepared.pairs, dtype=np.int32).reshape(-1, 2)
+    pl.DataFrame(
+        {"book": pairs[:, 0], "link": pairs[:, 1]}, schema={"book": pl.Int32, "link": pl.Int32}
+    ).write_parquet(directory / "pairs.parquet")
     np.save(directory / "book_vectors.npy", normalise_rows(trained.book_embeddings))
     np.save(directory / "link_vectors.npy", normalise_rows(trained.link_embeddings))
     _save_weights(directory / "weights.pt", trained)

@@ -49,3 +49,13 @@ def trained_home(tmp_path_factory, small_corpus) -> Path:
     result = invoke(["index"], home)
     assert result.exit_code == 0, result.output
     return home
+
+
+@pytest.fixture
+def mutable_home(trained_home, tmp_path) -> Path:
+    """A private copy of ``trained_home`` for tests that write to the store or the models."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home, symlinks=True)
+    return home

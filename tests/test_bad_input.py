@@ -88,7 +88,8 @@ def test_missing_file_is_one_line(tmp_path):
     _one_line_error(result, "nope.ndjson")
 
 
-def test_skip_invalid_carries_on_and_reports_rejects(trained_home, tmp_path):
+def test_skip_invalid_carries_on_and_reports_rejects(mutable_home, tmp_path):
+    trained_home = mutable_home
     from bookvec.model.bundle import open_bundle
 
     bundle = open_bundle(None, models_dir=trained_home / "models")
@@ -105,7 +106,8 @@ def test_skip_invalid_carries_on_and_reports_rejects(trained_home, tmp_path):
     assert {r["line"] for r in report["rejects"]} == {2, 3}
 
 
-def test_bom_crlf_and_gzip_are_fine_input(trained_home, tmp_path):
+def test_bom_crlf_and_gzip_are_fine_input(mutable_home, tmp_path):
+    trained_home = mutable_home
     from bookvec.model.bundle import open_bundle
 
     bundle = open_bundle(None, models_dir=trained_home / "models")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bookvec.errors import ConfigError, StoreError, StoreLockedError
+from bookvec.errors import ConfigError, ModelMismatchError, StoreError, StoreLockedError
 from bookvec.indexer import BookPoint, open_store
 from bookvec.settings import QdrantSettings
 
@@ -188,3 +188,55 @@ def test_a_missing_generation_says_how_to_fix(store, tmp_path):
     shutil.rmtree(location)
     with pytest.raises(StoreError, match="bookvec index"):
         open_store(QdrantSettings(), path=tmp_path)
+
+
+def test_hnsw_is_built_above_the_indexing_threshold(tmp_path, monkeypatch):
+    """A bulk load that crosses the threshold gets its graph from optimize(); searches then
+    walk it with the stored hnsw_ef."""
+    from bookvec.indexer import IndexOptions, edge
+
+    monkeypatch.setattr(edge, "INDEXING_THRESHOLD_KB", 1)  # ~32 8-d points
+    monkeypatch.setattr(edge, "FULL_SCAN_THRESHOLD_KB", 1)
+    assert edge.indexing_threshold(DIM) == 32
+    data = points(2000)
+    store = open_store(QdrantSettings(), path=tmp_path)
+    store.replace_all(data, vector_size=DIM, model_version="a", options=IndexOptions(hnsw_ef=256))
+    assert store.info().indexed_vectors == 2000
+    unit = np.array([p.vector / np.linalg.norm(p.vector) for p in data])
+    rng = np.random.default_rng(5)
+    found = total = 0
+    for query in rng.standard_normal((30, DIM)):
+        truth = {data[i].title for i in np.argsort(-(unit @ query))[:10]}
+        found += len(truth & {h.title for h in store.search(query, limit=10)})
+        total += 10
+    assert found / total >= 0.95
+    store.set_hnsw_ef(1)  # a worse graph walk through this handle only ...
+    assert store.info().index.hnsw_ef == 256  # ... the stored setting is unchanged
+    store.set_hnsw_ef(None)
+    store.close()
+
+
+def test_bulk_load_failing_midway_leaves_the_old_generation(store, tmp_path):
+    from bookvec.indexer.points import BATCH
+
+    def stream():
+        yield from points(BATCH + 5, "Bulk")
+        yield BookPoint("Bad", np.zeros(DIM), {})
+
+    with pytest.raises(StoreError, match="all zeros"):
+        store.replace_all(stream(), vector_size=DIM, model_version="b")
+    assert store.count() == 10 and store.info().model_version == "a"
+    assert len(generations(tmp_path)) == 1
+
+
+def test_streamed_upsert_stops_at_a_bad_batch(store):
+    from bookvec.indexer.points import BATCH
+
+    def stream():
+        yield from points(BATCH, "Good")  # the first batch is written ...
+        yield BookPoint("Bad", [1.0] * (DIM - 1), {})  # ... the second is refused whole
+
+    with pytest.raises(ModelMismatchError):
+        store.upsert(stream())
+    assert store.count() == 10 + BATCH
+    assert store.upsert(points(BATCH, "Good")).unchanged == BATCH  # running it again: idempotent

@@ -193,3 +193,90 @@ def test_server_errors_are_retried_then_reported(client, monkeypatch):
     with pytest.raises(StoreError, match="after 3 attempts"):
         store.info()
     assert len(calls) == 3
+
+
+# --- scale settings and parallel uploads ---------------------------------------------------------
+
+
+def test_index_options_and_layout_are_collection_metadata(store, client):
+    from bookvec.indexer import IndexOptions
+
+    options = IndexOptions(hnsw_m=8, hnsw_ef=32, quantization="int8")
+    store.ensure_collection(
+        vector_size=DIM, model_version="a", shards=6, replicas=2, options=options
+    )
+    info = store.info()
+    assert info.index == options and (info.shards, info.replicas) == (6, 2)
+    meta = client.get_collection("books").config.metadata["bookvec"]
+    assert meta["index"]["hnsw_ef"] == 32
+    with pytest.raises(ConfigError, match="--shards"):
+        store.replace_all(points(1), vector_size=DIM, model_version="a", shards=0)
+
+
+def test_a_server_gets_the_search_params_local_mode_does_not(store, client, monkeypatch):
+    import warnings
+
+    from bookvec.indexer import IndexOptions
+
+    store.replace_all(
+        points(20), vector_size=DIM, model_version="a", options=IndexOptions(hnsw_ef=77)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # local mode warns when given search params
+        assert len(store.search(points(1)[0].vector, limit=3)) == 3
+    sent = {}
+    real = client.query_points
+
+    def capture(*args, **kwargs):
+        sent.update(kwargs)
+        return real(*args, **{**kwargs, "search_params": None})
+
+    monkeypatch.setattr(client, "query_points", capture)
+    remote = ServerStore(client)
+    remote.local = False  # as if talking to a server
+    remote.search(points(1)[0].vector, limit=3)
+    assert sent["search_params"].hnsw_ef == 77
+
+
+def test_parallel_uploads_keep_the_last_version_of_a_title(client, monkeypatch):
+    import random
+    import threading
+    import time
+
+    lock = threading.Lock()
+    active, peak = [0], [0]
+    real = client.upsert
+
+    def slow_upsert(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(random.uniform(0, 0.01))
+        try:
+            with lock:  # local mode itself is not thread-safe
+                return real(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(client, "upsert", slow_upsert)
+    store = ServerStore(client, options=ServerOptions(batch_size=8, parallel=4))
+    store.local = False
+    first = points(100)
+    later = [BookPoint(p.title, p.vector, {"publisher": "second"}) for p in first[:30]]
+    seen = []
+    count = store.replace_all(
+        [*first, *later], vector_size=DIM, model_version="a", progress=seen.append
+    )
+    assert count == 100 and sum(seen) == 130
+    assert peak[0] > 1  # requests really overlapped
+    records = store.get([p.title for p in first[:30]])
+    assert all(r.payload.get("publisher") == "second" for r in records.values())
+
+
+def test_parallel_uploads_from_the_environment(monkeypatch):
+    monkeypatch.setenv("BOOKVEC_QDRANT_PARALLEL", "8")
+    assert ServerOptions.from_env().parallel == 8
+    monkeypatch.setenv("BOOKVEC_QDRANT_PARALLEL", "0")
+    with pytest.raises(ConfigError, match="at least 1"):
+        ServerOptions.from_env()

@@ -405,3 +405,45 @@ def test_backends_agree(stores, corpus):
         assert [h.id for h in a] == [h.id for h in b]
         np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
         assert [h.payload for h in a] == [h.payload for h in b]
+
+
+# --- scale settings and streaming ---------------------------------------------------------------
+
+
+def test_index_options_are_stored_with_the_collection(kind, small, tmp_path):
+    from bookvec.indexer import IndexOptions
+
+    store = open_backend(kind, tmp_path)
+    options = IndexOptions(hnsw_m=32, hnsw_ef=64, quantization="int8")
+    store.replace_all(small.points(), vector_size=DIM, model_version=MODEL, options=options)
+    assert store.info().index == options
+    again = reopen(kind, store, tmp_path, read_only=True)
+    assert again.info().index == options
+    query = small.vectors[3]
+    assert_same(again.search(query, limit=5), oracle(small, query, 5))  # exact at this size
+    again.close()
+    store.replace_all(small.points(), vector_size=DIM, model_version=MODEL)
+    assert store.info().index == IndexOptions()
+    store.close()
+
+
+def test_upsert_streams_in_batches(fresh, small):
+    from bookvec.indexer.points import BATCH
+
+    n = BATCH + 40
+    new = make_corpus(n=n, seed=21, prefix="Stream")
+    changed = BookPoint(new.titles[0], new.vectors[0], {**new.payloads[0], "publisher": "Tor"})
+
+    def stream():  # a generator: the store must not need its length
+        yield from new.points()
+        yield changed  # the same title again, in the next batch: the later one wins
+
+    dry = fresh.upsert(stream(), dry_run=True)
+    assert (dry.added, dry.updated, dry.unchanged) == (n + 1, 0, 0)  # nothing stored to compare
+    assert fresh.count() == 300
+    report = fresh.upsert(stream())
+    assert (report.added, report.updated, report.unchanged) == (n, 1, 0)
+    assert fresh.count() == 300 + n
+    assert fresh.get([new.titles[0]])[new.titles[0]].payload["publisher"] == "Tor"
+    again = fresh.upsert(iter([changed, *new.points(slice(1, None))]))
+    assert (again.added, again.updated, again.unchanged) == (0, 0, n)

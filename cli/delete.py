@@ -1,0 +1,53 @@
+"""`bookvec delete`: remove books from the index (the model is unchanged)."""
+
+from __future__ import annotations
+
+import typer
+
+from bookvec.cli import output
+from bookvec.cli.app import app
+from bookvec.cli.common import ApiKeyOption, CollectionOption, JsonOption, UrlOption, open_store
+
+
+@app.command()
+def delete(
+    titles: list[str] = typer.Argument(..., help="Titles to remove (loose spelling is resolved)."),
+    exact: bool = typer.Option(False, "--exact", help="Take the titles as typed, no matching."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show which books would be removed; remove nothing."
+    ),
+    json_: JsonOption = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    collection: CollectionOption = "books",
+) -> None:
+    """Remove books from the index. Titles are resolved as `bookvec search` resolves them;
+    an unknown or ambiguous title stops the command before anything is removed.
+
+    Example: bookvec delete "Jaws (novel)" "The Deep (novel)"
+    """
+    from bookvec.cli.actions import resolve_store_title
+
+    store = open_store(url, api_key, collection, read_only=dry_run)
+    try:
+        resolved = list(dict.fromkeys(resolve_store_title(store, t, exact=exact) for t in titles))
+        deleted = len(resolved) if dry_run else store.delete(resolved)
+        remaining = store.count()
+    finally:
+        store.close()
+    result = {
+        "deleted": deleted,
+        "titles": resolved,
+        "remaining": remaining - (deleted if dry_run else 0),
+        "dry_run": dry_run,
+    }
+    if json_:
+        output.emit_json(result)
+        return
+    verb = "would remove" if dry_run else "removed"
+    output.stdout.print(
+        f"{verb} {deleted} book{'s' if deleted != 1 else ''}: "
+        + "; ".join(resolved)
+        + f" ({result['remaining']:,} left)",
+        markup=False,
+    )

@@ -1,0 +1,270 @@
+"""`bookvec map` and `bookvec projector`: look at the embeddings.
+
+Both need the optional `maps` extra (umap-learn, matplotlib, plotly), imported only when a command
+runs; without it they say how to install it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import typer
+
+from bookvec.cli import output
+from bookvec.cli.app import app
+from bookvec.cli.common import JsonOption, ModelOption, open_model
+from bookvec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bookvec.model.bundle import Bundle
+    from bookvec.model.plots import MapData
+
+T = TypeVar("T")
+FORMATS = {".png": "png", ".html": "html", ".htm": "html"}
+
+
+class MapMethod(str, Enum):
+    umap = "umap"
+    tsne = "tsne"
+
+
+def _with_status(message: str, work: Callable[[], T]) -> T:
+    """Run ``work`` under a spinner on an interactive stderr (its log lines print above it)."""
+    if output.is_quiet() or not output.stderr.is_terminal:
+        return work()
+    with output.stderr.status(message):
+        return work()
+
+
+def _coordinates(bundle: Bundle, kind: str, method: str, seed: int, recompute: bool):
+    from bookvec.model.reduce import map_coordinates
+
+    return _with_status(
+        f"{method.upper()} of the {kind} vectors",
+        lambda: map_coordinates(
+            bundle, kind=kind, method=method, seed=seed, recompute=recompute, log=output.log
+        ),
+    )
+
+
+def _book_genres(bundle: Bundle) -> list[list[str]]:
+    return [list(g or []) for g in bundle.books.get_column("genres").to_list()]
+
+
+def _column(bundle: Bundle, name: str) -> list:
+    books = bundle.books
+    return books.get_column(name).to_list() if name in books.columns else [None] * len(books)
+
+
+def _map_data(
+    bundle: Bundle,
+    coords,
+    *,
+    kind: str,
+    top_n: int,
+    highlights: list[int],
+    neighbours: int,
+    caption: str,
+) -> MapData:
+    from bookvec.model.plots import Highlight, MapData
+    from bookvec.model.reduce import genre_labels, nearest, top_genres
+
+    vectors = bundle.book_vectors if kind == "books" else bundle.link_vectors
+    picked = [Highlight(i, nearest(vectors, i, neighbours)) for i in highlights]
+    if kind == "links":
+        counts = bundle.links.get_column("count").to_list()
+        return MapData(
+            coords=coords,
+            names=bundle.link_names,
+            groups=[None] * len(coords),
+            legend=[],
+            hover_fields=("linked from",),
+            hover=[[f"{c:,} books"] for c in counts],
+            highlights=picked,
+            title=caption,
+            other_label="links",
+        )
+    genres = _book_genres(bundle)
+    ranked = [name for name, _ in top_genres(genres, top_n)]
+    groups = genre_labels(genres, ranked)
+    coloured = Counter(groups)
+    legend = [(name, coloured[name]) for name in ranked]  # books drawn in each colour
+    authors = _column(bundle, "author")
+    years = _column(bundle, "year")
+    return MapData(
+        coords=coords,
+        names=bundle.book_titles,
+        groups=groups,
+        legend=legend,
+        hover_fields=("author", "genres", "year"),
+        hover=[
+            [a or "", ", ".join(g), "" if y is None else str(y)]
+            for a, g, y in zip(authors, genres, years, strict=True)
+        ],
+        highlights=picked,
+        title=caption,
+    )
+
+
+@app.command("map")
+def map_(
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Where to write: .png (a picture) or .html (interactive)."
+    ),
+    links: bool = typer.Option(False, "--links", help="Map the link vectors, not the books."),
+    method: MapMethod = typer.Option(MapMethod.umap, "--method", help="2-D reduction (cosine)."),
+    top_genres: int = typer.Option(
+        10, "--top-genres", min=1, max=20, help="Colour the N most common genres; others grey."
+    ),
+    highlight: list[str] = typer.Option(
+        [], "--highlight", "-H", help="Mark this book and its neighbours (repeatable)."
+    ),
+    neighbours: int = typer.Option(
+        5, "--neighbours", "-k", min=0, max=50, help="Neighbours marked per highlighted book."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the reduction."),
+    width: int = typer.Option(1600, "--width", min=200, max=10000, help="PNG width in pixels."),
+    height: int = typer.Option(1200, "--height", min=200, max=10000, help="PNG height in pixels."),
+    recompute: bool = typer.Option(
+        False, "--recompute", help="Reduce again even if the bundle has these coordinates."
+    ),
+    exact: bool = typer.Option(False, "--exact", help="Take --highlight titles as typed."),
+    model: ModelOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Draw every book (or link) on a 2-D map coloured by genre: a PNG, or an HTML page to
+    explore offline (hover for details, click the legend to hide a genre, search a title).
+
+    The 2-D coordinates are computed once per model, method and seed and kept in the bundle.
+
+    Example: bookvec map --out books.png --highlight "War and Peace" --highlight "Dune"
+    """
+    from bookvec.model.reduce import require
+    from bookvec.titles import resolve
+
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise ConfigError(
+            f"cannot tell what to write from {out.name!r}", hint="end --out with .png or .html"
+        )
+    require("matplotlib" if fmt == "png" else "plotly")
+    bundle = open_model(model)
+    kind = "links" if links else "books"
+    names = bundle.link_names if links else bundle.book_titles
+    lookup = bundle.link_index if links else bundle.book_index
+    what = "link" if links else "book"
+    picked = [lookup[resolve(title, names, exact=exact, what=what)] for title in highlight]
+    coords, cached = _coordinates(bundle, kind, method.value, seed, recompute)
+    caption = (
+        f"bookvec: {len(names):,} {kind}, {method.value.upper()} (cosine, seed {seed}), "
+        f"model {bundle.model_id}{' [synthetic corpus]' if bundle.synthetic else ''}"
+    )
+    data = _map_data(
+        bundle,
+        coords,
+        kind=kind,
+        top_n=top_genres,
+        highlights=picked,
+        neighbours=neighbours,
+        caption=caption,
+    )
+    started = time.perf_counter()
+    if fmt == "png":
+        from bookvec.model.plots import draw_png
+
+        draw_png(data, out, width=width, height=height)
+    else:
+        from bookvec.model.plots import write_html
+
+        write_html(data, out)
+    output.log(f"Wrote {out} ({fmt.upper()}, {time.perf_counter() - started:.1f} s)")
+    if json_:
+        output.emit_json(
+            {
+                "out": str(out),
+                "format": fmt,
+                "kind": kind,
+                "points": len(names),
+                "method": method.value,
+                "seed": seed,
+                "cached": cached,
+                "model": bundle.model_id,
+                "genres": [{"genre": g, "count": c} for g, c in data.legend],
+                "highlights": [
+                    {
+                        "title": names[h.index],
+                        "neighbours": [
+                            {"title": names[j], "score": round(s, 6)} for j, s in h.neighbours
+                        ],
+                    }
+                    for h in data.highlights
+                ],
+            }
+        )
+
+
+@app.command()
+def projector(
+    out_dir: Path = typer.Argument(..., help="Directory to write the three files into."),
+    sample_genres: int | None = typer.Option(
+        None, "--sample-genres", min=1, max=100, help="Only books of the N most common genres."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the UMAP coordinates."),
+    model: ModelOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Export the book vectors for the TensorFlow Embedding Projector: vectors.tsv,
+    metadata.tsv (title, author, genres, year, umap_x, umap_y) and projector_config.json.
+
+    Load the two TSV files with the projector's "Load" button (projector.tensorflow.org), or
+    serve the directory and open the projector with ?config=projector_config.json. The UMAP
+    columns let it show the whole set, where its own t-SNE samples 10,000 points.
+
+    Example: bookvec projector projector/ --sample-genres 10
+    """
+    import numpy as np
+
+    from bookvec.model.plots import write_projector
+    from bookvec.model.reduce import genre_labels, top_genres
+
+    bundle = open_model(model)
+    coords, _ = _coordinates(bundle, "books", "umap", seed, False)
+    genres = _book_genres(bundle)
+    rows = np.arange(bundle.n_books)
+    if sample_genres is not None:
+        top = [name for name, _ in top_genres(genres, sample_genres)]
+        labels = genre_labels(genres, top)
+        rows = np.array([i for i, label in enumerate(labels) if label is not None], dtype=int)
+        output.log(f"Keeping {len(rows):,} of {bundle.n_books:,} books: {', '.join(top)}")
+    titles = bundle.book_titles
+    authors = _column(bundle, "author")
+    years = _column(bundle, "year")
+    metadata = [
+        [
+            titles[i],
+            authors[i],
+            ", ".join(genres[i]),
+            years[i],
+            f"{coords[i, 0]:.5f}",
+            f"{coords[i, 1]:.5f}",
+        ]
+        for i in rows
+    ]
+    vectors = np.asarray(bundle.book_vectors)[rows]
+    paths = write_projector(
+        out_dir, vectors, metadata, tensor_name=f"bookvec books ({bundle.model_id})"
+    )
+    output.log(
+        f"Wrote {len(rows):,} books x {vectors.shape[1]} dimensions to {out_dir}: "
+        "load vectors.tsv and metadata.tsv in the Embedding Projector"
+    )
+    if json_:
+        output.emit_json(
+            {"books": int(len(rows)), "dim": int(vectors.shape[1]), "model": bundle.model_id}
+            | paths
+        )
