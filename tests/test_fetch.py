@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import socket
 import threading
@@ -87,6 +88,9 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     behaviour: Behaviour
+
+    def handle_error(self, request, client_address) -> None:  # a client that hung up early
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -280,3 +284,33 @@ def test_fetch_corpus_passes_the_corpus_constants(
     assert seen["size"] == 58_925_764
     assert seen["sha256"] == fetch_mod.CORPUS_SHA256
     assert seen["progress"] is False
+
+
+# --- through the CLI: `bookvec data fetch` ------------------------------------------------
+
+
+def test_cli_fetch_downloads_and_verifies(
+    srv: Behaviour, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import invoke
+
+    monkeypatch.setattr(fetch_mod, "CORPUS_SIZE", len(PAYLOAD))
+    monkeypatch.setattr(fetch_mod, "CORPUS_SHA256", SHA)
+    result = invoke(["data", "fetch", "--url", url, "--json"], tmp_path)
+    assert result.exit_code == 0, result.output
+    path = Path(json.loads(result.stdout)["path"])
+    assert path == tmp_path / "data" / fetch_mod.CORPUS_FILENAME
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_cli_fetch_refuses_a_mismatch_and_leaves_no_file(
+    srv: Behaviour, url: str, tmp_path: Path
+) -> None:
+    from tests.conftest import invoke
+
+    result = invoke(["data", "fetch", "--url", url], tmp_path)  # the real corpus's size and hash
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "58,925,764" in lines[0]
+    assert "Traceback" not in result.output
+    assert not any((tmp_path / "data").glob("*")) if (tmp_path / "data").exists() else True
