@@ -19,14 +19,34 @@ class BookvecGroup(TyperGroup):
     """Runs a command and turns a BookvecError into one line on stderr and exit code 1."""
 
     def invoke(self, ctx: typer.Context):
+        import warnings
+
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():  # restored afterwards (tests invoke in-process)
+                warnings.showwarning = _one_line_warning
+                return super().invoke(ctx)
         except BookvecError as exc:
             typer.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            raise  # stdout closed early (`| head`): nothing to say
+        except OSError as exc:  # the file system said no: a full disk, a file where a dir goes
+            where = f": {exc.filename}" if exc.filename else ""
+            typer.echo(
+                f"Error: {exc.strerror or exc}{where} (check that BOOKVEC_HOME and the paths "
+                "given are directories or files as expected, writable, on a disk with space)",
+                err=True,
+            )
+            ctx.exit(1)
         except KeyboardInterrupt:
             typer.echo("Interrupted: nothing stored was changed by the unfinished step.", err=True)
             ctx.exit(130)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Library warnings as one `Warning:` line on stderr, without the source line."""
+    text = " ".join(str(message).split())
+    typer.echo(f"Warning: {text}", err=True)
 
 
 app = typer.Typer(

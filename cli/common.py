@@ -53,9 +53,30 @@ def qdrant_settings(url: str | None, api_key: str | None, collection: str | None
 
 
 def open_store(url: str | None, api_key: str | None, collection: str | None, **kwargs):
+    import warnings
+
     from bookvec.indexer import open_store as _open
 
-    return _open(qdrant_settings(url, api_key, collection), path=settings.store_dir(), **kwargs)
+    with warnings.catch_warnings():
+        # qdrant-client's own warning is two lines with a source line; say it in one instead,
+        # and only where it matters (a key in clear text to another machine).
+        warnings.filterwarnings("ignore", message="Api key is used with an insecure connection")
+        qdrant = qdrant_settings(url, api_key, collection)
+        store = _open(qdrant, path=settings.store_dir(), **kwargs)
+    if url and api_key and _clear_text_to_another_host(url):
+        from bookvec.cli import output
+
+        output.warn(f"the API key goes unencrypted to {url}: use an https:// URL")
+    return store
+
+
+def _clear_text_to_another_host(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    host = (parts.hostname or "").lower()
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    return parts.scheme == "http" and not loopback
 
 
 def open_model(model: str | None):

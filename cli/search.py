@@ -73,6 +73,7 @@ def _link_vector(model: str | None, link: str, exact: bool, store_model: str | N
     from bookvec.cli.common import open_model
 
     bundle = open_model(model)
+    bundle.verify(("link_vectors.npy", "links.parquet"))
     if store_model is not None and store_model != bundle.model_id:
         raise ModelMismatchError(
             f"the store holds vectors of model {store_model}, the model here is "

@@ -61,6 +61,13 @@ def upsert(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Report what would change; store nothing."
     ),
+    rejects_file: str | None = typer.Option(
+        None,
+        "--rejects",
+        metavar="FILE",
+        help="Also write the rejected records to FILE, one JSON line each: line, title, reason.",
+        show_default=False,
+    ),
     model: ModelOption = None,
     json_: JsonOption = False,
     url: UrlOption = None,
@@ -75,12 +82,14 @@ def upsert(
     file twice changes nothing; counts are reported as added / updated / unchanged.
 
     Examples: bookvec upsert new_books.jsonl
-    zcat books.ndjson.gz | bookvec upsert - --skip-invalid --json
+    zcat books.ndjson.gz | bookvec upsert - --skip-invalid --rejects rejects.jsonl --json
     """
     from bookvec.cli.progress import counting_progress
     from bookvec.model.corpus import read_books
     from bookvec.model.runtime import Runtime
 
+    if rejects_file is not None:
+        _check_writable_dir(rejects_file)
     bundle = open_model(model)
     bundle.verify(("fold_in.onnx", "links.parquet"))
     rejects: list = []
@@ -122,6 +131,8 @@ def upsert(
         ],
         "dry_run": dry_run,
     }
+    if rejects_file is not None:
+        _write_rejects(rejects_file, report["rejects"])
     if json_:
         output.emit_json(report)
         return
@@ -135,3 +146,40 @@ def upsert(
     for item in report["rejects"]:
         where = f"line {item['line']}" if item["line"] is not None else "record"
         output.warn(f"rejected {where} {item['title']!r}: {item['reason']}")
+
+
+def _check_writable_dir(path: str) -> None:
+    """Fail before any work if the rejects file cannot be written where it is asked for."""
+    from pathlib import Path
+
+    from bookvec.errors import ConfigError
+
+    parent = Path(path).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"--rejects {path}: the directory {parent} does not exist",
+            hint="create it first, or give another path",
+        )
+
+
+def _write_rejects(path: str, rejects: list[dict[str, Any]]) -> None:
+    """The rejected records as JSON lines, written whole (a temporary file, then renamed)."""
+    import json
+    import os
+    from pathlib import Path
+
+    from bookvec.errors import ConfigError
+
+    target = Path(path).expanduser()
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for item in rejects:
+                handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(
+            f"--rejects {path}: cannot write it: {exc.strerror or exc}",
+            hint="give a path in a writable directory",
+        ) from None

@@ -599,23 +599,53 @@ class ServerStore:
     def _translate(self, what: str, exc: Exception) -> BookvecError:
         where = self.location or "the Qdrant server"
         text = message_of(exc)
+        status = status_of(exc)
+        attempts = f"{self._retry.retries + 1} attempts"
+        if is_transient(exc) and status is not None and status >= 500:
+            return StoreError(
+                f"Qdrant at {where} failed to {what} ({status}) after {attempts}: {text}",
+                hint="the server is unwell: check its logs, then run the command again",
+            )
+        if is_transient(exc) and _timed_out(exc):
+            return StoreError(
+                f"Qdrant at {where} timed out ({what}): no answer within "
+                f"{self.options.timeout} s, after {attempts}",
+                hint=f"check that the server is up and not overloaded, or raise {ENV_TIMEOUT} "
+                f"(seconds, now {self.options.timeout})",
+            )
         if is_transient(exc):
             return StoreError(
-                f"Qdrant at {where} did not answer ({what}) after "
-                f"{self._retry.retries + 1} attempts: {text}",
-                hint="check that the server is running (`docker compose up -d`) and that "
-                "BOOKVEC_QDRANT_URL points at it",
+                f"cannot reach Qdrant at {where}: it did not answer ({what}) after "
+                f"{attempts}: {text}",
+                hint="check the URL (--url / BOOKVEC_QDRANT_URL), start the server "
+                "(`docker compose up -d`), or unset BOOKVEC_QDRANT_URL to use the embedded store",
             )
-        status = status_of(exc)
-        if status in (401, 403):
+        if status == 401:
+            given = bool(self.client.init_options.get("api_key"))
             return StoreError(
-                f"Qdrant at {where} refused to {what} ({status})",
-                hint="set BOOKVEC_QDRANT_API_KEY to the server's API key "
-                "(a read-only key cannot write)",
+                f"Qdrant at {where} refused to {what} (401): "
+                + ("the API key is wrong" if given else "it needs an API key"),
+                hint="set BOOKVEC_QDRANT_API_KEY (or --api-key) to the server's API key",
+            )
+        if status == 403:
+            return StoreError(
+                f"Qdrant at {where} refused to {what} (403): the API key may not do that",
+                hint="set BOOKVEC_QDRANT_API_KEY to a key that may (a read-only key cannot write)",
             )
         if "Collection `" in text or text.startswith("Collection "):
             return self._no_collection()
         return StoreError(f"Qdrant at {where} could not {what}: {text}")
+
+
+def _timed_out(exc: Exception) -> bool:
+    """A transient failure that is a timeout (not a refused or dropped connection)."""
+    import httpx
+
+    source = getattr(exc, "source", exc)  # ResponseHandlingException wraps the httpx error
+    if isinstance(source, (httpx.TimeoutException, TimeoutError)):
+        return True
+    code = getattr(exc, "code", None)
+    return callable(code) and getattr(code(), "name", "") == "DEADLINE_EXCEEDED"
 
 
 def _search_params(options: IndexOptions) -> models.SearchParams:

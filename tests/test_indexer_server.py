@@ -251,7 +251,7 @@ def test_parallel_uploads_keep_the_last_version_of_a_title(client, monkeypatch):
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        time.sleep(random.uniform(0, 0.01))
+        time.sleep(random.uniform(0, 0.003))
         try:
             with lock:  # local mode itself is not thread-safe
                 return real(*args, **kwargs)
@@ -260,17 +260,19 @@ def test_parallel_uploads_keep_the_last_version_of_a_title(client, monkeypatch):
                 active[0] -= 1
 
     monkeypatch.setattr(client, "upsert", slow_upsert)
-    store = ServerStore(client, options=ServerOptions(batch_size=8, parallel=4))
+    from bookvec.indexer.points import BATCH
+
+    store = ServerStore(client, options=ServerOptions(batch_size=32, parallel=4))
     store.local = False
-    first = points(100)
-    later = [BookPoint(p.title, p.vector, {"publisher": "second"}) for p in first[:30]]
+    first = points(BATCH)  # one batch; the second batch sends 30 of its titles again
+    later = [BookPoint(p.title, p.vector, {"publisher": "second"}) for p in first[-30:]]
     seen = []
     count = store.replace_all(
         [*first, *later], vector_size=DIM, model_version="a", progress=seen.append
     )
-    assert count == 100 and sum(seen) == 130
+    assert count == BATCH and sum(seen) == BATCH + 30
     assert peak[0] > 1  # requests really overlapped
-    records = store.get([p.title for p in first[:30]])
+    records = store.get([p.title for p in first[-30:]])
     assert all(r.payload.get("publisher") == "second" for r in records.values())
 
 
