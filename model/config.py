@@ -1,20 +1,44 @@
 """TrainConfig: every knob of a training run, frozen, validated, saved with the model.
 
-Defaults measured on the 2-core machine at the full corpus shape (37k books, 42k links, 773k
-pairs): batches of 8,192 positives + 16,384 negatives, dense tables, fused Adam at lr 1e-2.
-On ``model.synth``'s corpus held-out AUC reaches 0.95 at epoch 5 and peaks at epoch 6 (0.955);
-on an easier planted corpus 0.95 at epoch 3, peak 0.963 at epoch 7. Early stopping (patience 2,
-min_delta 1e-3, about the AUC's standard error on 34k held-out pairs) ends the run 2 epochs
-after the peak. One epoch takes ~1.7 s on 2 idle cores (~1.3M samples/s), ~2.9 s on one core
-(~0.75M samples/s). Smaller batches peak lower (2,048: 0.941; 4,096: 0.950); 16,384 needs lr
-3e-2 and peaks at 0.952. torch.compile gave no measurable per-epoch gain and a 15-50 s warm-up,
-so it is off. On a machine shared with other jobs, ``threads=1`` is far steadier than two
-threads fighting for the cores (measured: 2.9 s vs 2-18 s per epoch).
+Measured on the 2-core machine at the full corpus shape (``model.synth``: 37k books, 42k links,
+773k pairs) and on the real sample (``p15_books.ndjson``: 1.4k books, 1.2k links, 13k pairs,
+~9 per book). Both defaults and corpus-size rules below come from those runs.
+
+- Batches of 8,192 positives + 16,384 negatives, dense tables, fused Adam at lr 1e-2: at full
+  shape ~1.3M samples/s on 2 idle cores. Smaller batches peak lower there (2,048: 0.941;
+  4,096: 0.950); 16,384 needs lr 3e-2 and peaks at 0.952.
+- Small corpora need steps, not samples: at batch 8,192 the 13k pairs of p15 are 2 Adam steps
+  an epoch and the run stops undertrained (held-out AUC 0.82, genre agreement@10 0.458).
+  ``auto_batch_size`` keeps at least 32 steps an epoch (p15: 256 -> AUC 0.92, agreement 0.505;
+  128-1,024 measured within noise of each other at lr 1e-2).
+- ``max_logit_scale`` 4: the Dense(1) weight (the logit scale of the cosine) is learned but
+  capped. Uncapped it keeps growing (to ~6 at the full-shape peak, ~12 on p15), the loss then
+  chases each book's hardest links and the model overfits: full shape peaked at epoch 6 and
+  declined; on a sparse corpus (5k synthetic books at 9 links a book) the cap lifts held-out
+  AUC 0.875 -> 0.907 and genre agreement 0.665 -> 0.725; at full shape AUC plateaus at
+  0.952-0.953 instead of peaking and falling.
+- ``negative_power`` 0.5: a negative's link is drawn with probability ~ (its pairs)^0.5, not
+  uniformly (the original; 0). Uniform negatives are mostly rare links, so books are never
+  told apart from the popular, genre-agnostic pages they all share (real links: "united
+  states", "english language"), and book vectors drift towards them. On p15 (6 seeds, with
+  the cap): genre agreement@10 0.525 (power 0) -> 0.541 (0.5); 0.75-1.0 give ~0.546 but cost
+  the full-shape held-out AUC (uniform negatives at evaluation): 0.954 (0) / 0.952 (0.5) /
+  0.946 (0.6) / 0.936 (0.75). 0.5 is the largest power that keeps it >= 0.95.
+- Early stopping on validation AUC, ``auto_patience``: 5 epochs below 200k pairs (epochs cost
+  ~0.1 s there and the 5% validation slice, ~550 pairs on p15, is noisy: patience 2 / 3 / 5
+  gave agreement 0.537 / 0.538 / 0.541), else 2 (full shape: 2 epochs after the plateau).
+  A larger validation slice (10%) measured no better on p15: it takes pairs from training.
+- torch.compile gave no measurable per-epoch gain and a 15-50 s warm-up, so it is off. On a
+  machine shared with other jobs, ``threads=1`` is far steadier than two threads fighting
+  for the cores (measured: 2.9 s vs 2-18 s per epoch).
+
+``batch_size`` and ``patience`` may be None (the default): ``resolved(n_pairs)`` fills them in
+by the rules above; the trainer records the resolved config with the model.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from bookvec.errors import ConfigError
@@ -25,11 +49,33 @@ DEVICES = ("auto", "cpu", "cuda")
 _INT_RANGES = {
     "embedding_dim": (1, 4096),
     "negative_ratio": (1, 100),
-    "batch_size": (1, 10_000_000),
     "max_epochs": (1, 10_000),
-    "patience": (1, 10_000),
     "seed": (0, 2**63 - 1),
 }
+_OPTIONAL_INT_RANGES = {  # None = chosen by corpus size (see ``resolved``)
+    "batch_size": (1, 10_000_000),
+    "patience": (1, 10_000),
+    "threads": (1, 1024),
+}
+
+# The corpus-size rules (see the module docstring for the measurements behind them).
+MIN_STEPS_PER_EPOCH = 32
+MIN_AUTO_BATCH, MAX_AUTO_BATCH = 256, 4096
+SMALL_CORPUS_PAIRS = 200_000
+SMALL_CORPUS_PATIENCE, PATIENCE = 5, 2
+
+
+def auto_batch_size(n_pairs: int) -> int:
+    """Positive pairs per batch for a corpus of ``n_pairs`` training pairs: the largest power
+    of two that leaves at least ``MIN_STEPS_PER_EPOCH`` steps an epoch, within [256, 4096].
+    Full shape (733k training pairs): 4,096; p15 (12.6k): 256."""
+    target = max(1, n_pairs // MIN_STEPS_PER_EPOCH)
+    return max(MIN_AUTO_BATCH, min(MAX_AUTO_BATCH, 1 << (target.bit_length() - 1)))
+
+
+def auto_patience(n_pairs: int) -> int:
+    """Epochs without a better validation AUC before stopping: 5 below 200k pairs, else 2."""
+    return SMALL_CORPUS_PATIENCE if n_pairs < SMALL_CORPUS_PAIRS else PATIENCE
 
 
 def _is_int(v: Any) -> bool:
@@ -45,10 +91,13 @@ class TrainConfig:
     embedding_dim: int = 50
     objective: str = "classification"  # "classification": sigmoid(w*cos+b), BCE; "regression"
     negative_ratio: int = 2  # random negatives per positive pair
-    batch_size: int = 8192  # positive pairs per batch (a batch holds (1 + ratio) x this)
+    negative_power: float = 0.5  # a negative's link ~ (its pairs)^power; 0 = uniform
+    batch_size: int | None = None  # positives per batch (x (1 + ratio) samples); None: auto
     learning_rate: float = 1e-2
+    lr_decay: float = 0.5  # lr x this after an epoch that does not improve; 1 = constant
+    max_logit_scale: float | None = 4.0  # cap on the learned Dense(1) weight; None = no cap
     max_epochs: int = 20
-    patience: int = 2  # epochs without a better validation AUC before stopping
+    patience: int | None = None  # epochs without a better validation AUC; None: auto
     min_delta: float = 1e-3  # the AUC gain that counts as better (~ its standard error)
     validation_fraction: float = 0.05  # positive pairs held out for the AUC; 0 = no validation
     seed: int = 0
@@ -64,8 +113,20 @@ class TrainConfig:
             value = getattr(self, name)
             if not (_is_int(value) and lo <= value <= hi):
                 fail(name, f"an integer in [{lo}, {hi}]")
+        for name, (lo, hi) in _OPTIONAL_INT_RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not (_is_int(value) and lo <= value <= hi):
+                fail(name, f"null (automatic) or an integer in [{lo}, {hi}]")
+        if not (_is_num(self.negative_power) and 0 <= self.negative_power <= 1):
+            fail("negative_power", "a number in [0, 1]")
+        if self.max_logit_scale is not None and not (
+            _is_num(self.max_logit_scale) and 0 < self.max_logit_scale <= 1000
+        ):
+            fail("max_logit_scale", "null (no cap) or a number in (0, 1000]")
         if not (_is_num(self.learning_rate) and 0 < self.learning_rate <= 10):
             fail("learning_rate", "a number in (0, 10]")
+        if not (_is_num(self.lr_decay) and 0 < self.lr_decay <= 1):
+            fail("lr_decay", "a number in (0, 1]")
         if not (_is_num(self.min_delta) and 0 <= self.min_delta < 1):
             fail("min_delta", "a number in [0, 1)")
         if not (_is_num(self.validation_fraction) and 0 <= self.validation_fraction < 0.5):
@@ -76,8 +137,16 @@ class TrainConfig:
             fail("device", f"one of {', '.join(DEVICES)}")
         if not isinstance(self.compile, bool):
             fail("compile", "true or false")
-        if self.threads is not None and not (_is_int(self.threads) and 1 <= self.threads <= 1024):
-            fail("threads", "null or an integer in [1, 1024]")
+
+    def resolved(self, n_pairs: int) -> TrainConfig:
+        """This config with ``batch_size`` and ``patience`` chosen for ``n_pairs`` training
+        pairs where they are None (``auto_batch_size``, ``auto_patience``)."""
+        changes: dict[str, Any] = {}
+        if self.batch_size is None:
+            changes["batch_size"] = auto_batch_size(n_pairs)
+        if self.patience is None:
+            changes["patience"] = auto_patience(n_pairs)
+        return replace(self, **changes) if changes else self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (the manifest's ``config``)."""

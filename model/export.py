@@ -3,8 +3,19 @@
 - ``score.onnx``: ``book_idx`` int64 [N], ``link_idx`` int64 [N] -> ``probability`` float32 [N];
   classification: sigmoid(w * cos + b); regression: (cos + 1) / 2.
 - ``fold_in.onnx``: ``link_idx`` int64 [K, L], ``mask`` float32 [K, L] -> ``vector`` float32
-  [K, d]: the L2-normalised sum of the normalised link vectors under the mask (a zero row when
-  the mask is all 0) - a new book's vector from its links, without retraining.
+  [K, d]: the L2-normalised sum of the *centred* normalised link vectors under the mask,
+  normalise(sum_i (l_i - c)) with c = FOLD_IN_CENTRE * mean(all normalised link vectors)
+  (a zero row when the mask is all 0) - a new book's vector from its links, no retraining.
+
+Why centred (measured on the trained models of the full-shape synthetic corpus and of p15:
+fold in each trained book from its own training links and rank its trained vector among all
+books): training pushes every book away from the links its random negatives hit, i.e. away
+from the mean link direction, which the plain sum of links keeps. Subtracting lambda * k *
+mean (k = the links summed) for lambda = 0 / 0.5 / 1 / 1.25 gives, at full shape, median
+rank 34 / 4 / 2 / 2 of 37k, top-1 20% / 39% / 50% / 42%, cosine to the trained vector 0.88 /
+0.93 / 0.95 / 0.94; on p15 top-1 77% / 83% / 86% / 85%. lambda = 1 (the mean link vector
+removed from each link) is best on both. The cost: the folded vector's 10 nearest books share
+a genre a little less often at full shape (agreement 0.759 -> 0.732; p15 0.557 -> 0.556).
 
 The tables are stored pre-normalised, so a score is two Gathers and a dot product (the fastest
 form measured). Built with the dynamo exporter: the legacy one gets fold-in wrong silently.
@@ -29,6 +40,7 @@ from bookvec.errors import ConfigError
 from bookvec.model.train import TrainedModel
 
 EPS = 1e-12  # as F.normalize and Keras' l2_normalize
+FOLD_IN_CENTRE = 1.0  # lambda: the share of the mean link vector removed from each link
 MAX_TABLE_BYTES = 1_800_000_000  # score.onnx holds both tables; a protobuf must stay < 2 GB
 
 
@@ -54,15 +66,38 @@ class ScoreGraph(nn.Module):
         return (cos + 1.0) * 0.5
 
 
+def fold_in_centre(link_embeddings: np.ndarray, centre: float = FOLD_IN_CENTRE) -> np.ndarray:
+    """The vector removed from each normalised link before the sum: ``centre`` x their mean."""
+    unit = normalize_rows(link_embeddings)
+    return (centre * unit.astype(np.float64).mean(0)).astype(np.float32)
+
+
+def fold_in_vectors(
+    link_embeddings: np.ndarray, rows: list[list[int]], centre: float = FOLD_IN_CENTRE
+) -> np.ndarray:
+    """The reference fold-in (numpy): normalise(sum_i (unit(l_i) - c)) per row of link indices;
+    a zero row for an empty one. ``fold_in.onnx`` computes the same."""
+    unit = normalize_rows(link_embeddings)
+    c = fold_in_centre(link_embeddings, centre)
+    out = np.zeros((len(rows), unit.shape[1]), dtype=np.float32)
+    for k, row in enumerate(rows):
+        if len(row):
+            total = unit[np.asarray(row, dtype=np.int64)].sum(0) - len(row) * c
+            out[k] = total / max(float(np.linalg.norm(total)), EPS)
+    return out
+
+
 class FoldInGraph(nn.Module):
-    def __init__(self, model: TrainedModel) -> None:
+    def __init__(self, model: TrainedModel, centre: float = FOLD_IN_CENTRE) -> None:
         super().__init__()
         self.link = nn.Buffer(torch.from_numpy(normalize_rows(model.link_embeddings)))
+        self.centre = nn.Buffer(torch.from_numpy(fold_in_centre(model.link_embeddings, centre)))
 
     def forward(self, link_idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         k, n = link_idx.shape
         vectors = self.link.index_select(0, link_idx.reshape(-1)).reshape(k, n, -1)
         total = (vectors * mask.unsqueeze(-1)).sum(1)
+        total = total - mask.sum(1, keepdim=True) * self.centre  # sum of (l_i - c)
         norm = total.norm(dim=-1, keepdim=True).clamp_min(EPS)
         return total / norm
 
@@ -106,8 +141,14 @@ def _export(
     path.write_bytes(proto.SerializeToString())
 
 
-def export_onnx(model: TrainedModel, out_dir: str | Path) -> dict[str, str]:
-    """Write ``score.onnx`` and ``fold_in.onnx`` into ``out_dir``; returns {name: path}."""
+def export_onnx(
+    model: TrainedModel, out_dir: str | Path, *, fold_in_centre: float = FOLD_IN_CENTRE
+) -> dict[str, str]:
+    """Write ``score.onnx`` and ``fold_in.onnx`` into ``out_dir``; returns {name: path}.
+
+    ``fold_in_centre``: lambda of the fold-in (0: the plain sum of the link vectors)."""
+    if not (0 <= fold_in_centre <= 10):
+        raise ConfigError(f"fold_in_centre={fold_in_centre!r} must be in [0, 10]")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n_books, dim = model.book_embeddings.shape
@@ -137,11 +178,11 @@ def export_onnx(model: TrainedModel, out_dir: str | Path) -> dict[str, str]:
     idx = torch.zeros((2, 3), dtype=torch.int64)
     mask = torch.ones((2, 3), dtype=torch.float32)
     _export(
-        FoldInGraph(model),
+        FoldInGraph(model, fold_in_centre),
         (idx, mask),
         (["link_idx", "mask"], ["vector"]),
         {"link_idx": {0: k, 1: ell}, "mask": {0: k, 1: ell}},
         out / "fold_in.onnx",
-        {**meta, "bookvec.graph": "fold_in"},
+        {**meta, "bookvec.graph": "fold_in", "bookvec.fold_in_centre": str(fold_in_centre)},
     )
     return {"score.onnx": str(out / "score.onnx"), "fold_in.onnx": str(out / "fold_in.onnx")}

@@ -5,23 +5,36 @@ the cosine of their L2-normalised vectors, fed to Dense(1) + sigmoid with binary
 (classification), or used as is against labels +1/-1 with mean squared error (regression).
 
 What makes it fast, top to bottom: batches are built from tensors (a seeded permutation of the
-positive pairs + uniform random negatives, rejected when observed, with ``searchsorted`` on the
-sorted observed keys) with no DataLoader and no per-sample Python; the tables are dense and use
+positive pairs + random negatives, rejected when observed, with ``searchsorted`` on the sorted
+observed keys) with no DataLoader and no per-sample Python; the tables are dense and use
 fused Adam; glibc is told not to hand the large gradient buffers back to the OS every step.
 A slice of the positive pairs is held out to compute the AUC after every epoch; training stops
 when it no longer improves and keeps the best epoch's weights.
+
+What makes it learn well on small corpora too (measured in ``bookvec.model.config``): a batch
+size chosen by corpus size, negatives whose links follow (link frequency)^0.5, and a cap on
+the learned logit scale. Same seed, same data: the same vectors, bit for bit, on the CPU.
+
+Checkpoints: with ``checkpoint_dir`` the full training state (weights, Adam, history, the best
+epoch so far) is written after every epoch, atomically (``state.pt``; ``best.pt`` is a hard
+link to the best epoch's state). ``resume=True`` continues from it and ends with the vectors an
+uninterrupted run would have given. They are read with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import math
+import os
+import shutil
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,6 +112,7 @@ class TrainedModel:
     history: list[dict] = field(default_factory=list)  # per epoch, see ``train``
     metrics: dict = field(default_factory=dict)  # best_epoch, val_auc, train_seconds, device...
     optimizer_state: dict | None = None  # Adam's state at the best epoch (numpy), for resuming
+    held_out_pairs: np.ndarray | None = None  # int32 (H, 2): the validation positives
 
     def weights(self) -> dict[str, np.ndarray]:
         return {
@@ -148,6 +162,133 @@ def _to_torch(obj: Any, device: torch.device) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+_NOT_FINGERPRINTED = ("threads", "device", "compile")  # may change between run and resume
+
+
+def _fingerprint(data: np.ndarray, n_books: int, n_links: int, config: TrainConfig) -> dict:
+    """What a checkpoint must agree with to be resumed: the pairs and the (resolved) config."""
+    digest = hashlib.sha256(np.ascontiguousarray(data, dtype=np.int64).tobytes()).hexdigest()
+    kept = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
+    return {"pairs_sha256": digest, "n_books": n_books, "n_links": n_links, "config": kept}
+
+
+class Checkpoints:
+    """The training state of one run, in ``directory``: ``state.pt`` after every epoch and
+    ``best.pt`` (a hard link to the state of the best epoch so far), each replaced atomically.
+    """
+
+    STATE, BEST = "state.pt", "best.pt"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    @property
+    def state_path(self) -> Path:
+        return self.directory / self.STATE
+
+    def exists(self) -> bool:
+        return self.state_path.is_file()
+
+    def clear(self) -> None:
+        for name in (self.STATE, self.BEST):
+            (self.directory / name).unlink(missing_ok=True)
+
+    def save(self, payload: dict[str, Any], *, is_best: bool) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / f".{self.STATE}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.state_path)
+        if is_best:  # the state just written is the best one: link, don't write it twice
+            tmp_best = self.directory / f".{self.BEST}.{os.getpid()}.tmp"
+            tmp_best.unlink(missing_ok=True)
+            try:
+                os.link(self.state_path, tmp_best)
+            except OSError:  # no hard links on this file system
+                shutil.copyfile(self.state_path, tmp_best)
+            os.replace(tmp_best, self.directory / self.BEST)
+        _fsync_dir(self.directory)
+
+    def _read(self, path: Path, device: torch.device) -> dict[str, Any]:
+        try:
+            return torch.load(path, map_location=device, weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unreadable file means the same to the user
+            raise ConfigError(
+                f"checkpoint {path} is unreadable: {e}",
+                hint=f"delete {self.directory} and train without --resume",
+            ) from e
+
+    def load(
+        self,
+        fingerprint: dict,
+        model: BookLinkModel,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+    ) -> tuple[int, int, list[dict], dict[str, Any], bool] | None:
+        """Restore ``model`` and ``optimizer`` from ``state.pt``; None when there is none.
+
+        Returns (first epoch, last epoch done, history, best {auc, epoch, state}, stopped).
+        """
+        if not self.exists():
+            return None
+        payload = self._read(self.state_path, device)
+        try:
+            if payload["fingerprint"] != fingerprint:
+                raise ConfigError(
+                    f"the checkpoint in {self.directory} is from other pairs or another config",
+                    hint="resume with the run's own data and options, or train without --resume",
+                )
+            model.load_state_dict(payload["model"])
+            optimizer.load_state_dict(payload["optimizer"])
+            epoch, best_epoch = int(payload["epoch"]), int(payload["best_epoch"])
+            first_epoch = int(payload["first_epoch"])
+            best_state = None
+            if best_epoch == epoch:
+                best_state = _snapshot(model, optimizer)
+            elif best_epoch > first_epoch:
+                saved = self._read(self.directory / self.BEST, device)
+                if int(saved["epoch"]) != best_epoch:
+                    raise ConfigError(
+                        f"checkpoint {self.directory}: best.pt is from epoch {saved['epoch']}, "
+                        f"state.pt says the best is epoch {best_epoch}",
+                        hint=f"delete {self.directory} and train without --resume",
+                    )
+                names = [name for name, _ in model.named_parameters()]
+                best_state = _canonical(
+                    _to_numpy(saved["model"]),
+                    _to_numpy(saved["optimizer"]),
+                    names,
+                    model.objective,
+                )
+            best = {"auc": float(payload["best_auc"]), "epoch": best_epoch, "state": best_state}
+            history = [dict(row) for row in payload["history"]]
+            return first_epoch, epoch, history, best, bool(payload["stopped"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ConfigError(
+                f"checkpoint {self.state_path} is incomplete or malformed: {e}",
+                hint=f"delete {self.directory} and train without --resume",
+            ) from e
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------
 # Sampling and evaluation, all vectorised
 
 
@@ -163,17 +304,48 @@ def is_observed(keys: torch.Tensor, sorted_keys: torch.Tensor) -> torch.Tensor:
     return sorted_keys[pos] == keys
 
 
+def link_sampling_cdf(
+    link_counts: torch.Tensor, power: float, device: torch.device | None = None
+) -> torch.Tensor | None:
+    """Cumulative distribution of a negative's link: P(link) ~ max(count, 1)^power (float64).
+
+    None for ``power`` 0 (uniform links, drawn with ``randint``). Every link keeps a chance.
+    """
+    if power == 0:
+        return None
+    weights = link_counts.double().clamp(min=1.0) ** power
+    cdf = torch.cumsum(weights, 0)
+    return (cdf / cdf[-1]).to(device or link_counts.device)
+
+
+def _draw_links(
+    n: int, n_links: int, cdf: torch.Tensor | None, gen: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    if cdf is None:
+        return torch.randint(n_links, (n,), generator=gen, device=device)
+    u = torch.rand(n, generator=gen, device=device, dtype=torch.float64)
+    return torch.searchsorted(cdf, u).clamp_(max=n_links - 1)
+
+
 def sample_negatives(
-    n: int, n_books: int, n_links: int, observed: torch.Tensor, gen: torch.Generator
+    n: int,
+    n_books: int,
+    n_links: int,
+    observed: torch.Tensor,
+    gen: torch.Generator,
+    link_cdf: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` uniform (book, link) pairs none of which is in ``observed``; rejects are redrawn."""
+    """``n`` (book, link) pairs none of which is in ``observed``; rejects are redrawn.
+
+    Books are uniform; links uniform, or drawn from ``link_cdf`` (``link_sampling_cdf``).
+    """
     device = observed.device
     books = torch.randint(n_books, (n,), generator=gen, device=device)
-    links = torch.randint(n_links, (n,), generator=gen, device=device)
+    links = _draw_links(n, n_links, link_cdf, gen, device)
     bad = is_observed(pair_keys(books, links, n_links), observed).nonzero().squeeze(1)
     while bad.numel():
         books[bad] = torch.randint(n_books, (bad.numel(),), generator=gen, device=device)
-        links[bad] = torch.randint(n_links, (bad.numel(),), generator=gen, device=device)
+        links[bad] = _draw_links(bad.numel(), n_links, link_cdf, gen, device)
         again = is_observed(pair_keys(books[bad], links[bad], n_links), observed)
         bad = bad[again]
     return books, links
@@ -277,16 +449,27 @@ def train(
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
     resume_from: dict | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> TrainedModel:
     """Learn book and link embeddings from ``pairs`` (int (P, 2): book index, link index).
 
-    ``on_epoch`` is called with each history row: epoch, loss, val_auc, seconds, samples_per_s.
-    ``resume_from`` is a ``TrainedModel.state_dict()``: training continues from its weights,
-    Adam state and epoch (tables may have grown; new rows start random, Adam state is reset).
-    Same data + same seed -> bit-identical vectors on the CPU.
+    ``on_epoch`` is called with each history row: epoch, loss, val_auc, seconds, samples_per_s
+    (after that epoch's checkpoint is written, so an exception raised there loses nothing).
+    ``resume_from`` is a ``TrainedModel.state_dict()``: a warm start from its weights, Adam
+    state and epoch (tables may have grown; new rows start random, Adam state is reset).
+    ``checkpoint_dir``: write the training state there after every epoch; with ``resume``,
+    continue from the state found there (a fresh start when there is none). The checkpoint
+    must come from the same pairs and config (threads, device and compile may differ).
+    The returned model's ``config`` is ``config.resolved(...)``: automatic values filled in.
+    Same data + same seed -> bit-identical vectors on the CPU, interrupted and resumed or not.
     """
     config = config or TrainConfig()
     data = _check_pairs(pairs, n_books, n_links)
+    if resume and checkpoint_dir is None:
+        raise ConfigError("resume=True needs a checkpoint_dir to resume from")
+    if resume_from is not None and resume:
+        raise ConfigError("give resume_from (a warm start) or resume (a checkpoint), not both")
     device = resolve_device(config.device)
     malloc_tuned = tune_malloc() if device.type == "cpu" else False
     old_threads = torch.get_num_threads()
@@ -294,7 +477,17 @@ def train(
         torch.set_num_threads(config.threads)
     try:
         return _fit(
-            data, n_books, n_links, config, device, progress, on_epoch, resume_from, malloc_tuned
+            data,
+            n_books,
+            n_links,
+            config,
+            device,
+            progress=progress,
+            on_epoch=on_epoch,
+            resume_from=resume_from,
+            checkpoints=None if checkpoint_dir is None else Checkpoints(Path(checkpoint_dir)),
+            resume=resume,
+            malloc_tuned=malloc_tuned,
         )
     finally:
         torch.set_num_threads(old_threads)
@@ -306,42 +499,65 @@ def _fit(
     n_links: int,
     config: TrainConfig,
     device: torch.device,
+    *,
     progress: bool,
     on_epoch: Callable[[dict], None] | None,
     resume_from: dict | None,
+    checkpoints: Checkpoints | None,
+    resume: bool,
     malloc_tuned: bool,
 ) -> TrainedModel:
     t_start = time.perf_counter()
     seed = config.seed
+    observed, train_pairs, val = holdout(torch.from_numpy(data), n_books, n_links, config)
+    if observed.numel() >= n_books * n_links:
+        raise InputError("every (book, link) pair is observed: there are no negatives to learn")
+    n_train = train_pairs.shape[0]
+    config = config.resolved(n_train)
     with torch.random.fork_rng(devices=[]):  # seeded initial tables; global RNG untouched
         torch.manual_seed(seed)
         model = BookLinkModel(n_books, n_links, config.embedding_dim, config.objective)
-    observed, train_pairs, val = holdout(torch.from_numpy(data), n_books, n_links, config)
 
     model.to(device)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, fused=device.type in ("cpu", "cuda")
     )
-    start_epoch = 0
+    history: list[dict] = []
+    best: dict[str, Any] = {"auc": -math.inf, "epoch": 0, "state": None}
+    first_epoch = 0  # epochs are numbered on from a warm start's
+    stopped = False
     if resume_from is not None:
-        start_epoch = _load_resume(model, optimizer, resume_from, config, device)
+        first_epoch = _load_resume(model, optimizer, resume_from, config, device)
+        best["epoch"] = first_epoch
+    fingerprint = _fingerprint(data, n_books, n_links, config)
+    start_epoch = first_epoch
+    if checkpoints is not None:
+        loaded = checkpoints.load(fingerprint, model, optimizer, device) if resume else None
+        if loaded is None:
+            checkpoints.clear()
+        else:
+            first_epoch, start_epoch, history, best, stopped = loaded
+            log.info("resuming after epoch %d (best so far: %d)", start_epoch, best["epoch"])
 
     observed = observed.to(device)
     train_pairs = train_pairs.to(device)
     if val is not None:
         val = tuple(t.to(device) for t in val)
-    step = _make_step(model, optimizer, config.compile)
+    step = _make_step(model, optimizer, config.compile, config.max_logit_scale)
+    link_counts = torch.bincount(train_pairs[:, 1], minlength=n_links)
+    link_cdf = link_sampling_cdf(link_counts, config.negative_power, device)
 
     bsz, ratio = config.batch_size, config.negative_ratio
-    n_train = train_pairs.shape[0]
+    assert bsz is not None and config.patience is not None  # resolved above
     n_steps = math.ceil(n_train / bsz)
     labels_pos, labels_neg = (1.0, 0.0) if config.objective == "classification" else (1.0, -1.0)
+    last_epoch = first_epoch + config.max_epochs
 
-    history: list[dict] = []
-    best: dict[str, Any] = {"auc": -math.inf, "epoch": start_epoch, "state": None}
-    bar = _ProgressBar(progress, start_epoch + config.max_epochs, n_steps)
+    bar = _ProgressBar(progress, last_epoch, n_steps)
     try:
-        for epoch in range(start_epoch + 1, start_epoch + config.max_epochs + 1):
+        for epoch in range(start_epoch + 1, last_epoch + 1):
+            if stopped:
+                break
             t0 = time.perf_counter()
             gen = torch.Generator(device=device).manual_seed((seed * 1_000_003 + epoch) % 2**63)
             perm = torch.randperm(n_train, generator=gen, device=device)
@@ -349,7 +565,9 @@ def _fit(
             total = torch.zeros((), dtype=torch.float64, device=device)
             for i in range(n_steps):
                 batch = train_pairs[perm[i * bsz : (i + 1) * bsz]]
-                nb, nl = sample_negatives(batch.shape[0] * ratio, n_books, n_links, observed, gen)
+                nb, nl = sample_negatives(
+                    batch.shape[0] * ratio, n_books, n_links, observed, gen, link_cdf
+                )
                 books = torch.cat([batch[:, 0], nb])
                 links = torch.cat([batch[:, 1], nl])
                 labels = torch.full((books.numel(),), labels_neg, device=device)
@@ -365,14 +583,32 @@ def _fit(
             row.update(seconds=round(seconds, 4), samples_per_s=round(n_samples / seconds))
             history.append(row)
             bar.end_epoch(row)
-            if on_epoch is not None:
-                on_epoch(dict(row))
 
             score = row["val_auc"] if val is not None else epoch  # no validation: keep the last
-            if score > best["auc"] + (config.min_delta if val is not None else 0):
+            improved = score > best["auc"] + (config.min_delta if val is not None else 0)
+            if improved:
                 best.update(auc=score, epoch=epoch, state=_snapshot(model, optimizer))
-            elif epoch - best["epoch"] >= config.patience:
-                break
+            stopped = not improved and epoch - best["epoch"] >= config.patience
+            if not improved and config.lr_decay < 1:  # reduce on plateau
+                for group in optimizer.param_groups:
+                    group["lr"] *= config.lr_decay
+            if checkpoints is not None:
+                checkpoints.save(
+                    {
+                        "fingerprint": fingerprint,
+                        "first_epoch": first_epoch,
+                        "epoch": epoch,
+                        "stopped": stopped,
+                        "history": history,
+                        "best_epoch": best["epoch"],
+                        "best_auc": best["auc"],
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                    },
+                    is_best=improved,
+                )
+            if on_epoch is not None:
+                on_epoch(dict(row))
     finally:
         bar.close()
 
@@ -389,10 +625,17 @@ def _fit(
         "device": str(device),
         "n_train_pairs": int(n_train),
         "n_validation_pairs": 0 if val is None else int(val[0].numel()),
+        "batch_size": int(bsz),
+        "patience": int(config.patience),
+        "logit_scale": float(w["dense.weight"][0, 0]),
         "stopped_early": len(history) < config.max_epochs,
+        "resumed_after_epoch": start_epoch if start_epoch != first_epoch else None,
         "malloc_tuned": malloc_tuned,
         "torch": torch.__version__,
     }
+    held_out = None
+    if val is not None:
+        held_out = np.stack([val[0].cpu().numpy(), val[1].cpu().numpy()], axis=1).astype(np.int32)
     return TrainedModel(
         book_embeddings=w["book.weight"],
         link_embeddings=w["link.weight"],
@@ -402,12 +645,18 @@ def _fit(
         history=history,
         metrics=metrics,
         optimizer_state=state["optimizer"],
+        held_out_pairs=held_out,
     )
 
 
 def _make_step(
-    model: BookLinkModel, optimizer: torch.optim.Optimizer, compile: bool
+    model: BookLinkModel,
+    optimizer: torch.optim.Optimizer,
+    compile: bool,
+    max_logit_scale: float | None = None,
 ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    cap = max_logit_scale if model.objective == "classification" else None
+
     def forward_loss(books: torch.Tensor, links: torch.Tensor, labels: torch.Tensor):
         return model.loss(model(books, links), labels)
 
@@ -419,6 +668,9 @@ def _make_step(
         loss = forward_loss(books, links, labels)
         loss.backward()
         optimizer.step()
+        if cap is not None:  # the learned logit scale, capped (see TrainConfig)
+            with torch.no_grad():
+                model.dense.weight.clamp_(max=cap)
         return loss
 
     return step
@@ -432,21 +684,28 @@ def evaluate(model: BookLinkModel, val: tuple[torch.Tensor, ...]) -> float:
 
 
 def _snapshot(model: BookLinkModel, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Numpy copy of the weights and Adam state, in canonical sign (dense weight >= 0).
+    """Numpy copy of the weights and Adam state, in canonical sign (dense weight >= 0)."""
+    names = [name for name, _ in model.named_parameters()]
+    return _canonical(
+        _to_numpy(model.state_dict()), _to_numpy(optimizer.state_dict()), names, model.objective
+    )
+
+
+def _canonical(
+    weights: dict[str, np.ndarray], opt: dict[str, Any], names: list[str], objective: str
+) -> dict[str, Any]:
+    """The weights and Adam state (numpy) with the dense weight made >= 0.
 
     sigmoid(w * cos(b, l) + c) is unchanged when both ``w`` and the link table change sign. A
     negative ``w`` would leave books pointing away from their links, and a book folded in from
     its links would then land opposite its neighbours; flipping keeps fold-in meaningful.
     """
-    weights = _to_numpy(model.state_dict())
-    opt = _to_numpy(optimizer.state_dict())
-    if model.objective == "classification" and weights["dense.weight"][0, 0] < 0:
-        weights["link.weight"] *= -1
-        weights["dense.weight"] *= -1
-        names = [name for name, _ in model.named_parameters()]
+    if objective == "classification" and weights["dense.weight"][0, 0] < 0:
+        weights["link.weight"] = weights["link.weight"] * -1
+        weights["dense.weight"] = weights["dense.weight"] * -1
         for i, name in enumerate(names):  # Adam's first moments follow the sign; second don't
             if name in ("link.weight", "dense.weight") and i in opt["state"]:
-                opt["state"][i]["exp_avg"] *= -1
+                opt["state"][i]["exp_avg"] = opt["state"][i]["exp_avg"] * -1
     return {"model": weights, "optimizer": opt}
 
 

@@ -10,7 +10,7 @@ import torch
 
 from bookvec.errors import ConfigError, InputError
 from bookvec.model import train as T
-from bookvec.model.config import TrainConfig
+from bookvec.model.config import TrainConfig, auto_batch_size, auto_patience
 
 N_GENRES, BOOKS_PER_GENRE, GENRE_LINKS, GLOBAL_LINKS = 8, 100, 60, 40
 
@@ -76,12 +76,40 @@ def test_config_round_trip():
         {"device": "tpu"},
         {"threads": 0},
         {"seed": -1},
+        {"batch_size": 0},
+        {"patience": 0},
+        {"negative_power": 1.5},
+        {"max_logit_scale": 0},
     ],
 )
 def test_config_rejects_invalid_values(bad):
     (name,) = bad
     with pytest.raises(ConfigError, match=f"{name}=.*must be"):
         TrainConfig(**bad)
+
+
+def test_corpus_size_rules():
+    # at least 32 steps an epoch, a power of two in [256, 8192]
+    assert auto_batch_size(12_636) == 256  # p15's training pairs
+    assert auto_batch_size(105_000) == 2048
+    assert auto_batch_size(733_000) == 8192  # the full shape
+    assert auto_batch_size(7_700_000) == 8192
+    assert auto_batch_size(10) == 256
+    assert (auto_patience(12_636), auto_patience(733_000)) == (5, 2)
+    cfg = TrainConfig()
+    assert cfg.batch_size is None and cfg.patience is None
+    assert cfg.resolved(733_000) == TrainConfig(batch_size=8192, patience=2)
+    fixed = TrainConfig(batch_size=100, patience=9)
+    assert fixed.resolved(733_000) is fixed
+
+
+def test_trained_model_records_the_resolved_config(corpus):
+    pairs, n_books, n_links, _ = corpus
+    cfg = TrainConfig(max_epochs=1, threads=1)
+    model = T.train(pairs, n_books, n_links, cfg, progress=False)
+    assert model.config == cfg.resolved(model.metrics["n_train_pairs"])
+    assert model.metrics["batch_size"] == 256 and model.metrics["patience"] == 5
+    assert TrainConfig.from_dict(model.config.to_dict()) == model.config
 
 
 def test_config_rejects_unknown_keys():
@@ -110,6 +138,20 @@ def test_negatives_are_never_observed():
     books, links = T.sample_negatives(5000, n_books, n_links, observed, gen)
     assert not T.is_observed(T.pair_keys(books, links, n_links), observed).any()
     assert books.max() < n_books and links.max() < n_links and books.min() >= 0
+
+
+def test_negative_links_follow_their_frequency_to_the_power():
+    n_books, n_links = 50, 4
+    counts = torch.tensor([1, 4, 16, 64])
+    cdf = T.link_sampling_cdf(counts, 0.5)
+    assert T.link_sampling_cdf(counts, 0.0) is None  # uniform: the original's randint
+    observed = torch.unique(T.pair_keys(torch.tensor([0, 1]), torch.tensor([0, 0]), n_links))
+    gen = torch.Generator().manual_seed(0)
+    books, links = T.sample_negatives(40_000, n_books, n_links, observed, gen, cdf)
+    assert not T.is_observed(T.pair_keys(books, links, n_links), observed).any()
+    share = torch.bincount(links, minlength=n_links).double() / links.numel()
+    expected = torch.tensor([1.0, 2.0, 4.0, 8.0]) / 15  # sqrt of the counts
+    torch.testing.assert_close(share, expected.double(), atol=0.01, rtol=0)
 
 
 def test_bad_pairs_raise_input_error():
@@ -149,6 +191,19 @@ def test_early_stopping_keeps_the_best_epoch(classifier, corpus):
     )
     model = T.BookLinkModel.from_trained(classifier)
     assert T.evaluate(model, val) == pytest.approx(classifier.metrics["val_auc"], abs=1e-6)
+
+
+def test_logit_scale_is_capped(classifier, corpus):
+    assert 0 < classifier.dense_weight <= 4.0  # the default cap
+    pairs, n_books, n_links, _ = corpus
+    capped = T.train(
+        pairs,
+        n_books,
+        n_links,
+        TrainConfig(**{**SMALL, "max_epochs": 3, "max_logit_scale": 1.5}),
+        progress=False,
+    )
+    assert capped.dense_weight <= 1.5 and capped.metrics["logit_scale"] <= 1.5
 
 
 def test_regression_learns(corpus):
@@ -227,6 +282,62 @@ def test_resume_with_more_books_keeps_the_old_rows(corpus):
             progress=False,
             resume_from=state,
         )
+
+
+def _interrupt_at(epoch: int):
+    def on_epoch(row: dict) -> None:
+        if row["epoch"] == epoch:
+            raise KeyboardInterrupt
+
+    return on_epoch
+
+
+def test_checkpoint_resume_gives_the_uninterrupted_vectors(corpus, tmp_path):
+    pairs, n_books, n_links, _ = corpus
+    cfg = TrainConfig(**{**SMALL, "max_epochs": 8, "patience": 2, "min_delta": 0.01})
+    whole = T.train(pairs, n_books, n_links, cfg, progress=False)
+    ran, best = whole.metrics["epochs_run"], whole.metrics["best_epoch"]
+    assert best < ran  # so the last interruption below resumes with a stale best epoch
+    for stop in sorted({2, ran - 1}):
+        directory = tmp_path / f"run{stop}"
+        with pytest.raises(KeyboardInterrupt):
+            T.train(
+                pairs,
+                n_books,
+                n_links,
+                cfg,
+                progress=False,
+                on_epoch=_interrupt_at(stop),
+                checkpoint_dir=directory,
+            )
+        state = torch.load(directory / "state.pt", weights_only=True)
+        assert state["epoch"] == stop and len(state["history"]) == stop
+        rest = T.train(
+            pairs, n_books, n_links, cfg, progress=False, checkpoint_dir=directory, resume=True
+        )
+        assert rest.metrics["resumed_after_epoch"] == stop
+        assert rest.metrics["best_epoch"] == best
+        learned = [(r["epoch"], r["loss"], r["val_auc"]) for r in rest.history]
+        assert learned == [(r["epoch"], r["loss"], r["val_auc"]) for r in whole.history]
+        np.testing.assert_array_equal(rest.book_embeddings, whole.book_embeddings)
+        np.testing.assert_array_equal(rest.link_embeddings, whole.link_embeddings)
+        assert (rest.dense_weight, rest.dense_bias) == (whole.dense_weight, whole.dense_bias)
+
+
+def test_checkpoint_of_another_run_is_refused(corpus, tmp_path):
+    pairs, n_books, n_links, _ = corpus
+    cfg = TrainConfig(**{**SMALL, "max_epochs": 1})
+    T.train(pairs, n_books, n_links, cfg, progress=False, checkpoint_dir=tmp_path)
+    other = TrainConfig(**{**SMALL, "max_epochs": 1, "seed": 5})
+    with pytest.raises(ConfigError, match="other pairs or another config"):
+        T.train(
+            pairs, n_books, n_links, other, progress=False, checkpoint_dir=tmp_path, resume=True
+        )
+    (tmp_path / "state.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="unreadable"):
+        T.train(pairs, n_books, n_links, cfg, progress=False, checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(ConfigError, match="checkpoint_dir"):
+        T.train(pairs, n_books, n_links, cfg, progress=False, resume=True)
 
 
 def test_on_epoch_and_progress_bar(corpus, capsys):
