@@ -80,6 +80,7 @@ def test_config_round_trip():
         {"patience": 0},
         {"negative_power": 1.5},
         {"max_logit_scale": 0},
+        {"lr_decay": 0},
     ],
 )
 def test_config_rejects_invalid_values(bad):
@@ -92,13 +93,13 @@ def test_corpus_size_rules():
     # at least 32 steps an epoch, a power of two in [256, 8192]
     assert auto_batch_size(12_636) == 256  # p15's training pairs
     assert auto_batch_size(105_000) == 2048
-    assert auto_batch_size(733_000) == 8192  # the full shape
-    assert auto_batch_size(7_700_000) == 8192
+    assert auto_batch_size(733_000) == 4096  # the full shape
+    assert auto_batch_size(7_700_000) == 4096
     assert auto_batch_size(10) == 256
     assert (auto_patience(12_636), auto_patience(733_000)) == (5, 2)
     cfg = TrainConfig()
     assert cfg.batch_size is None and cfg.patience is None
-    assert cfg.resolved(733_000) == TrainConfig(batch_size=8192, patience=2)
+    assert cfg.resolved(733_000) == TrainConfig(batch_size=4096, patience=2)
     fixed = TrainConfig(batch_size=100, patience=9)
     assert fixed.resolved(733_000) is fixed
 
@@ -322,6 +323,19 @@ def test_checkpoint_resume_gives_the_uninterrupted_vectors(corpus, tmp_path):
         np.testing.assert_array_equal(rest.book_embeddings, whole.book_embeddings)
         np.testing.assert_array_equal(rest.link_embeddings, whole.link_embeddings)
         assert (rest.dense_weight, rest.dense_bias) == (whole.dense_weight, whole.dense_bias)
+
+
+def test_learning_rate_halves_after_an_epoch_without_improvement(corpus, tmp_path):
+    pairs, n_books, n_links, _ = corpus
+    # min_delta 0.99: only the first epoch counts as an improvement
+    cfg = TrainConfig(**{**SMALL, "max_epochs": 3, "patience": 100, "min_delta": 0.99})
+    T.train(pairs, n_books, n_links, cfg, progress=False, checkpoint_dir=tmp_path)
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [1e-2 * 0.25]
+    constant = TrainConfig(**{**SMALL, "max_epochs": 3, "min_delta": 0.99, "lr_decay": 1.0})
+    T.train(pairs, n_books, n_links, constant, progress=False, checkpoint_dir=tmp_path)
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [1e-2]
 
 
 def test_checkpoint_of_another_run_is_refused(corpus, tmp_path):
