@@ -179,6 +179,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--corpus-dir", type=Path, default=None, help="reuse corpora here")
+    parser.add_argument("--repeats", type=int, default=3, help="bookvec runs (median reported)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = parser.parse_args()
 
@@ -186,7 +187,15 @@ def main() -> None:
     directory.mkdir(parents=True, exist_ok=True)
     corpus = _corpus(args.books, args.seed, directory)
     reference = _in_child(reference_run, corpus, args.epochs, args.seed, args.threads)
-    ours = _in_child(bookvec_run, corpus, args.seed, args.threads, reference["auc"])
+    # bookvec's run is short, so a burst of load skews it far more than the reference's 50 s:
+    # it runs ``--repeats`` times (each in a fresh process) and the median run is reported
+    runs = [
+        _in_child(bookvec_run, corpus, args.seed, args.threads, reference["auc"])
+        for _ in range(args.repeats)
+    ]
+    reached = [r["seconds_to_target"] for r in runs if r["seconds_to_target"]]
+    runs.sort(key=lambda r: (r["seconds_to_target"] is None, r["seconds_to_target"] or 0))
+    ours = runs[(len(runs) - 1) // 2]
     result = {
         "benchmark": "train",
         "books": ours["books"],
@@ -214,6 +223,16 @@ def main() -> None:
             else None
         ),
         "bookvec_epochs_to_reference_auc": ours["epochs_to_target"],
+        "bookvec_repeats": args.repeats,
+        "bookvec_seconds_to_reference_auc_all": [round(x, 2) for x in reached],
+        "speedup_range": (
+            [
+                round(reference["seconds"] / max(reached), 1),
+                round(reference["seconds"] / min(reached), 1),
+            ]
+            if reached
+            else None
+        ),
         "bookvec_final_auc": round(ours["final_auc"], 4),
         "bookvec_best_epoch": ours["best_epoch"],
         "bookvec_seconds": round(ours["seconds"], 2),

@@ -102,7 +102,9 @@ def train(
     batch_size: int | None = typer.Option(
         None, "--batch-size", help="Positive pairs per batch (default: by corpus size)."
     ),
-    learning_rate: float | None = typer.Option(None, "--lr", help="Adam learning rate."),
+    learning_rate: float | None = typer.Option(
+        None, "--lr", help="SGD step of the book and link tables (default 0.1)."
+    ),
     dim: int | None = typer.Option(None, "--dim", help="Embedding size (default 50)."),
     objective: str | None = typer.Option(
         None, "--objective", help="classification (sigmoid + BCE) or regression (cosine + MSE)."

@@ -5,13 +5,26 @@ corpus shape (``model.synth``: 37k books, 42k links, 773k pairs, ~21 a book) and
 sample (``p15_books.ndjson``: 1.4k books, 1.2k links, 13k pairs, ~9 a book). The defaults and
 the corpus-size rules below come from those runs (issue 8 has the tables).
 
-- Dense tables, fused Adam at lr 1e-2, 2 random negatives per positive (the original's ratio).
+- The tables learn by SGD on the summed loss, the gradient written out by hand
+  (``bookvec.model.train.pair_gradients``), step 0.1; Dense(1)'s scale and bias by Adam at
+  0.05; 2 random negatives per positive (the original's ratio). At full shape SGD reaches
+  held-out AUC 0.875 after one epoch where the earlier autograd step (dense tables, fused
+  Adam at 1e-2) reached 0.81, at ~0.55 s an epoch instead of ~2.5 s, to the same plateau
+  (0.954) and genre agreement (0.754 vs 0.753-0.761); steps 0.05-0.2 measured within 0.01 AUC
+  of each other after 2 epochs. On p15 (6 seeds) genre agreement@10 is 0.545 +- 0.004 (the
+  Adam trainer: 0.540 +- 0.001); step 0.05: 0.545 +- 0.002. Adam at 0.01 on the scale grows
+  it too slowly for large batches (epoch 1 at 0.86 with batch 8,192); 0.05 lets it reach
+  the cap within the first epoch. Row-wise Adagrad (0.78 after one epoch) and a lazy
+  (touched-rows) Adam (0.74) learned less per epoch, and were slower per step.
 - Small corpora need steps, not samples: at the old fixed batch of 8,192 the 13k pairs of p15
   were 2 Adam steps an epoch and the run stopped undertrained (held-out AUC 0.82, genre
   agreement@10 0.458). ``auto_batch_size`` keeps at least 32 steps an epoch, within
   [256, 4096] (p15: 256 -> AUC 0.92; 128-1,024 measured within noise of each other). At full
   shape 4,096 reaches the original's 3-epoch AUC (0.913) in 2 epochs where 8,192 needs 3
   (5.4 s vs 8.8 s of wall time on 2 threads), and with ``lr_decay`` ends higher (below).
+  Re-measured with SGD: p15 at 512 gives agreement 0.542 +- 0.006 (256: 0.545); at full
+  shape 8,192 ends epoch 1 at 0.862 (4,096: 0.879) and is no faster per epoch (0.42 s of
+  steps either way): the per-row work dominates, not the per-step overhead.
 - ``lr_decay`` 0.5: the learning rate halves after each epoch that does not improve the
   validation AUC (reduce on plateau). Batch 4,096 at a constant lr plateaus at 0.950; with
   the decay it climbs on to 0.9545 (held-out, epoch 11), the old default's peak (0.955).
@@ -33,9 +46,12 @@ the corpus-size rules below come from those runs (issue 8 has the tables).
   cost ~0.1 s there, and the 5% validation slice, ~550 pairs on p15, is noisy: patience 2 /
   3 / 5 gave agreement 0.537 / 0.538 / 0.541), else 2. A larger validation slice (10%)
   measured no better on p15: it takes pairs from training.
-- torch.compile gave no measurable per-epoch gain and a 15-50 s warm-up, so it is off. On a
-  machine shared with other jobs, ``threads=1`` is far steadier than two threads fighting
-  for the cores (measured: 2.9 s vs 2-18 s per epoch).
+- torch.compile (of the autograd step, before the hand-written one) gave no measurable
+  per-epoch gain and a 15-50 s warm-up, so it is off; with ``compile`` it now compiles
+  ``pair_gradients``. Two threads: the step's elementwise work splits over both cores (0.42 s
+  of steps an epoch vs 0.67-0.83 s on one); drawing the negatives in a second Python thread
+  made it slower (1.2 s an epoch: the two threads' kernels fight for the same two cores). On a
+  machine shared with other jobs, ``threads=1`` is steadier.
 
 ``batch_size`` and ``patience`` may be None (the default): ``resolved(n_pairs)`` fills them in
 by the rules above; the trainer records the resolved config with the model.
@@ -98,7 +114,8 @@ class TrainConfig:
     negative_ratio: int = 2  # random negatives per positive pair
     negative_power: float = 0.5  # a negative's link ~ (its pairs)^power; 0 = uniform
     batch_size: int | None = None  # positives per batch (x (1 + ratio) samples); None: auto
-    learning_rate: float = 1e-2
+    learning_rate: float = 0.1  # SGD step of the tables (summed loss)
+    scale_learning_rate: float = 0.05  # Adam's lr for Dense(1): logit scale and bias
     lr_decay: float = 0.5  # lr x this after an epoch that does not improve; 1 = constant
     max_logit_scale: float | None = 4.0  # cap on the learned Dense(1) weight; None = no cap
     max_epochs: int = 20
@@ -128,8 +145,9 @@ class TrainConfig:
             _is_num(self.max_logit_scale) and 0 < self.max_logit_scale <= 1000
         ):
             fail("max_logit_scale", "null (no cap) or a number in (0, 1000]")
-        if not (_is_num(self.learning_rate) and 0 < self.learning_rate <= 10):
-            fail("learning_rate", "a number in (0, 10]")
+        for name in ("learning_rate", "scale_learning_rate"):
+            if not (_is_num(getattr(self, name)) and 0 < getattr(self, name) <= 10):
+                fail(name, "a number in (0, 10]")
         if not (_is_num(self.lr_decay) and 0 < self.lr_decay <= 1):
             fail("lr_decay", "a number in (0, 1]")
         if not (_is_num(self.min_delta) and 0 <= self.min_delta < 1):

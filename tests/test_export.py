@@ -27,7 +27,6 @@ def tiny_config(objective: str) -> TrainConfig:
         embedding_dim=8,
         objective=objective,
         batch_size=64,
-        learning_rate=1e-2,
         max_epochs=3,
         patience=100,
         seed=0,
@@ -122,12 +121,13 @@ def test_fold_in_of_a_book_s_links_points_near_the_book(exported):
 
 # Golden numbers: pinned from the first run of this exact config (torch 2.13 CPU). A change
 # means training or export changed behaviour; re-pin only when that change is intended.
-# Re-pinned for issue 8: negatives' links ~ frequency^0.5 and the logit-scale cap.
+# Re-pinned for issue 8: negatives' links ~ frequency^0.5 and the logit-scale cap; again for
+# the hand-written SGD step (the tables by SGD at 0.1, the scale and bias by Adam).
 GOLDEN_BOOKS = np.array([0, 1, 2, 3, 10, 59])
 GOLDEN_LINKS = np.array([0, 3, 7, 44, 30, 2])
 GOLDEN = {
-    "classification": [0.668319, 0.409487, 0.637617, 0.217471, 0.569903, 0.648827],
-    "regression": [0.791802, 0.383813, 0.735848, 0.139325, 0.663797, 0.765662],
+    "classification": [0.715705, 0.398464, 0.675668, 0.100437, 0.561033, 0.721155],
+    "regression": [0.575698, 0.538267, 0.640455, 0.312041, 0.554922, 0.543628],
 }
 
 

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bookvec.errors import ConfigError, InputError
 from bookvec.model import train as T
@@ -33,7 +34,7 @@ def planted_corpus(seed: int = 0) -> tuple[np.ndarray, int, int, np.ndarray]:
     return np.concatenate(rows).astype(np.int32), n_books, n_links, genre
 
 
-SMALL = dict(batch_size=256, learning_rate=1e-2, max_epochs=30, patience=3, threads=1)
+SMALL = dict(batch_size=256, max_epochs=30, patience=3, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +161,9 @@ def test_bad_pairs_raise_input_error():
         T.train(np.array([[0, 1], [1, 9]]), 2, 5, TrainConfig(**SMALL), progress=False)
     with pytest.raises(InputError, match="shape"):
         T.train(np.zeros((3, 3), dtype=int), 2, 5, TrainConfig(**SMALL), progress=False)
+    every = np.array([[b, link] for b in range(2) for link in range(3)])
+    with pytest.raises(InputError, match="every .* pair is observed"):
+        T.train(every, 2, 3, TrainConfig(**SMALL), progress=False)
 
 
 # --- learning -----------------------------------------------------------------------------------
@@ -331,11 +335,13 @@ def test_learning_rate_halves_after_an_epoch_without_improvement(corpus, tmp_pat
     cfg = TrainConfig(**{**SMALL, "max_epochs": 3, "patience": 100, "min_delta": 0.99})
     T.train(pairs, n_books, n_links, cfg, progress=False, checkpoint_dir=tmp_path)
     state = torch.load(tmp_path / "state.pt", weights_only=True)
-    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [1e-2 * 0.25]
+    assert state["embedding_lr"] == pytest.approx(cfg.learning_rate * 0.25)
+    assert state["optimizer"]["lr"] == pytest.approx(cfg.scale_learning_rate * 0.25)
     constant = TrainConfig(**{**SMALL, "max_epochs": 3, "min_delta": 0.99, "lr_decay": 1.0})
     T.train(pairs, n_books, n_links, constant, progress=False, checkpoint_dir=tmp_path)
     state = torch.load(tmp_path / "state.pt", weights_only=True)
-    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [1e-2]
+    assert state["embedding_lr"] == constant.learning_rate
+    assert state["optimizer"]["lr"] == constant.scale_learning_rate
 
 
 def test_checkpoint_of_another_run_is_refused(corpus, tmp_path):
@@ -411,10 +417,83 @@ def test_sign_is_canonical_so_books_point_towards_their_links(classifier, corpus
     model = T.BookLinkModel(5, 4, 3, "classification")
     with torch.no_grad():
         model.dense.weight.fill_(-2.0)
-    optimizer = torch.optim.Adam(model.parameters())
+    optimizer = T.ScaleAdam(model, 0.05)
     state = T._snapshot(model, optimizer)["model"]
     flipped = T.BookLinkModel(5, 4, 3, "classification")
     flipped.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     b, ell = torch.tensor([0, 1, 4]), torch.tensor([3, 2, 0])
     assert flipped.dense.weight.item() == 2.0
     torch.testing.assert_close(flipped.probability(b, ell), model.probability(b, ell))
+
+
+# --- the hand-written step ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("objective", ["classification", "regression"])
+def test_pair_gradients_match_autograd(objective):
+    """The closed-form gradients equal autograd's on the summed loss (duplicate rows too)."""
+    gen = torch.Generator().manual_seed(3)
+    n, n_pos, dim = 40, 13, 7
+    books = torch.randn(n, dim, generator=gen, dtype=torch.float64).requires_grad_()
+    links = torch.randn(n, dim, generator=gen, dtype=torch.float64).requires_grad_()
+    scale = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
+    bias = torch.tensor(-0.3, dtype=torch.float64, requires_grad=True)
+    cos = F.cosine_similarity(books, links, dim=1, eps=1e-12)
+    labels = torch.zeros(n, dtype=torch.float64)
+    labels[:n_pos] = 1
+    if objective == "classification":
+        logit = cos * scale + bias
+        per_pair = F.binary_cross_entropy_with_logits(logit, labels, reduction="none")
+    else:
+        per_pair = (cos - (2 * labels - 1)) ** 2
+    per_pair.sum().backward()
+    loss, d_book, d_link, _, d_scale, d_bias = T.pair_gradients(
+        books.detach(), links.detach(), n_pos, scale.detach(), bias.detach(),
+        objective == "classification",
+    )  # fmt: skip
+    torch.testing.assert_close(loss, per_pair.sum().detach())
+    torch.testing.assert_close(d_book, books.grad)
+    torch.testing.assert_close(d_link, links.grad)
+    if objective == "classification":  # Dense(1) gets the mean gradient (Adam's scale)
+        torch.testing.assert_close(d_scale, scale.grad / n)
+        torch.testing.assert_close(d_bias, bias.grad / n)
+
+
+def test_sgd_step_adds_each_use_of_a_row():
+    """A row used by several pairs of a batch moves by the sum of their gradients."""
+    model = T.BookLinkModel(3, 4, 5, "classification")
+    before = model.book.weight.detach().clone(), model.link.weight.detach().clone()
+    books, links = torch.tensor([0, 0, 2, 1]), torch.tensor([1, 3, 1, 0])
+    T.sgd_step(model, T.ScaleAdam(model, 0.05), books, links, 2, 0.1, None)
+    _, d_book, d_link, *_ = T.pair_gradients(
+        before[0][books], before[1][links], 2, torch.tensor(1.0), torch.tensor(0.0), True
+    )
+    _, scaled_book, scaled_link, *_ = T.pair_gradients(
+        before[0][books], before[1][links], 2, torch.tensor(1.0), torch.tensor(0.0), True, -0.1
+    )
+    torch.testing.assert_close(scaled_book, d_book * -0.1)
+    torch.testing.assert_close(scaled_link, d_link * -0.1)
+    expected_books = before[0].index_add(0, books, d_book, alpha=-0.1)
+    torch.testing.assert_close(model.book.weight.detach(), expected_books)
+    expected_links = before[1].index_add(0, links, d_link, alpha=-0.1)
+    torch.testing.assert_close(model.link.weight.detach(), expected_links)
+
+
+def test_scale_adam_is_torch_adam():
+    model = T.BookLinkModel(2, 2, 3, "classification")
+    twin = T.BookLinkModel(2, 2, 3, "classification")
+    ours = T.ScaleAdam(model, 0.05)
+    theirs = torch.optim.Adam([twin.dense.weight, twin.dense.bias], lr=0.05)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        grad = torch.randn(2, generator=gen)
+        ours.step(grad)
+        twin.dense.weight.grad, twin.dense.bias.grad = grad[:1].reshape(1, 1), grad[1:].clone()
+        theirs.step()
+    torch.testing.assert_close(model.dense.weight, twin.dense.weight)
+    torch.testing.assert_close(model.dense.bias, twin.dense.bias)
+    restored = T.ScaleAdam(twin, 0.05)
+    restored.load_state_dict(ours.state_dict())
+    assert restored.steps == 5
+    with pytest.raises(ValueError, match="not a ScaleAdam state"):
+        restored.load_state_dict({"state": {}, "param_groups": []})  # torch Adam's own format
