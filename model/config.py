@@ -48,10 +48,12 @@ the corpus-size rules below come from those runs (issue 8 has the tables).
   measured no better on p15: it takes pairs from training.
 - torch.compile (of the autograd step, before the hand-written one) gave no measurable
   per-epoch gain and a 15-50 s warm-up, so it is off; with ``compile`` it now compiles
-  ``pair_gradients``. Two threads: the step's elementwise work splits over both cores (0.42 s
-  of steps an epoch vs 0.67-0.83 s on one); drawing the negatives in a second Python thread
-  made it slower (1.2 s an epoch: the two threads' kernels fight for the same two cores). On a
-  machine shared with other jobs, ``threads=1`` is steadier.
+  ``pair_gradients``: an 11 s warm-up, then 0.73-0.79 s an epoch at full shape where eager
+  takes 0.54-0.69 s (same AUCs to 4 decimals).
+- Two threads: the step's elementwise work splits over both cores (0.42 s of steps an epoch
+  vs 0.67-0.83 s on one); drawing the negatives in a second Python thread made it slower
+  (1.2 s an epoch: the two threads' kernels fight for the same two cores). On a machine
+  shared with other jobs, ``threads=1`` is steadier.
 
 ``batch_size`` and ``patience`` may be None (the default): ``resolved(n_pairs)`` fills them in
 by the rules above; the trainer records the resolved config with the model.

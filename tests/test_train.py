@@ -497,3 +497,17 @@ def test_scale_adam_is_torch_adam():
     assert restored.steps == 5
     with pytest.raises(ValueError, match="not a ScaleAdam state"):
         restored.load_state_dict({"state": {}, "param_groups": []})  # torch Adam's own format
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # from torch.compile's imports
+def test_compiled_gradients_give_the_same_model(corpus):
+    """``compile=True`` runs ``pair_gradients`` through torch.compile: same learning."""
+    pairs, n_books, n_links, _ = corpus
+    cfg = TrainConfig(**{**SMALL, "max_epochs": 1})
+    eager = T.train(pairs, n_books, n_links, cfg, progress=False)
+    compiled = T.train(
+        pairs, n_books, n_links, TrainConfig(**{**SMALL, "max_epochs": 1, "compile": True}),
+        progress=False,
+    )  # fmt: skip
+    np.testing.assert_allclose(compiled.book_embeddings, eager.book_embeddings, atol=1e-5)
+    assert compiled.history[0]["val_auc"] == pytest.approx(eager.history[0]["val_auc"], abs=1e-4)
