@@ -133,7 +133,7 @@ def evaluate(
 
     Example: bookvec evaluate --json > metrics.json
     """
-    from bookvec.model.evaluate import evaluate_embeddings
+    from bookvec.model.evaluate import evaluate_embeddings, rounded
 
     bundle = open_model(model)
     pairs, corpus_note = corpus_pairs_for(bundle, data)
@@ -170,20 +170,10 @@ def evaluate(
         **result,
     }
     if json_:
-        output.emit_json(_rounded(report))
+        output.emit_json(rounded(report))
         return
     for table in evaluation_tables(report):
         output.stdout.print(table)
-
-
-def _rounded(value: Any, digits: int = 6) -> Any:
-    if isinstance(value, float):
-        return round(value, digits)
-    if isinstance(value, dict):
-        return {key: _rounded(item, digits) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_rounded(item, digits) for item in value]
-    return value
 
 
 def _cell(value: Any) -> str:

@@ -267,10 +267,10 @@ class BundleWriter:
             "files": files,
         }
         _write_atomic(self.path / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         final = self.models_dir / self.model_id
         os.replace(self.path, final)
-        _fsync_dir(self.models_dir)
+        fsync_dir(self.models_dir)
         if make_current:
             set_current(self.model_id, self.models_dir)
         self.committed = Bundle(path=final, manifest=manifest)
@@ -280,7 +280,7 @@ class BundleWriter:
 def set_current(model_id: str, models_dir: Path | None = None) -> None:
     models_dir = models_dir or settings.models_dir()
     _write_atomic(models_dir / CURRENT, model_id + "\n")
-    _fsync_dir(models_dir)
+    fsync_dir(models_dir)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -292,7 +292,8 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries durable (best effort: skipped where it cannot be opened)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

@@ -720,3 +720,15 @@ def _as_scorer(base: Baseline) -> tuple[np.ndarray, np.ndarray]:
     if base.links is None:
         raise ConfigError(f"baseline {base.name} does not score (book, link) pairs")
     return np.asarray(base.books, dtype=np.float32), base.links
+
+
+def rounded(value: Any, digits: int = 6) -> Any:
+    """``value`` with every float rounded to ``digits`` places, in nested dicts and lists (for
+    JSON reports: the manifest's evaluation and ``bookvec evaluate --json``)."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {key: rounded(item, digits) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rounded(item, digits) for item in value]
+    return value

@@ -242,7 +242,7 @@ def evaluation_summary(prepared: PreparedCorpus, trained: TrainedModel) -> dict[
     """``evaluate_embeddings`` for the learned vectors and the cheap binary-link baseline:
     held-out link prediction and neighbour quality, no probe (JSON-ready, rounded). Seed 0
     and the default samples, as ``bookvec evaluate``: its numbers for these rows match."""
-    from bookvec.model.evaluate import evaluate_embeddings
+    from bookvec.model.evaluate import evaluate_embeddings, rounded
 
     result = evaluate_embeddings(
         trained.book_embeddings,
@@ -254,17 +254,7 @@ def evaluation_summary(prepared: PreparedCorpus, trained: TrainedModel) -> dict[
         probe=False,
         seed=0,
     )
-    return _rounded(result)
-
-
-def _rounded(value: Any, digits: int = 6) -> Any:
-    if isinstance(value, float):
-        return round(value, digits)
-    if isinstance(value, dict):
-        return {key: _rounded(item, digits) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_rounded(item, digits) for item in value]
-    return value
+    return rounded(result)
 
 
 def _write_tables(directory: Path, prepared: PreparedCorpus, trained: TrainedModel) -> None:

@@ -7,9 +7,9 @@ the cosine of their L2-normalised vectors, fed to Dense(1) + sigmoid with binary
 What makes it fast, top to bottom:
 
 - Batches are built from tensors: a seeded permutation of the positive pairs, and the random
-  negatives of many steps drawn at once (links by inverse CDF, observed pairs rejected with
-  ``searchsorted`` on the sorted observed keys; large draws are sorted first, which keeps the
-  lookups in cache). No DataLoader, no per-sample Python.
+  negatives of many steps drawn at once (links by inverse CDF with a guide table,
+  ``LinkSampler``; observed pairs rejected through a byte filter in front of the sorted
+  observed keys, ``ObservedPairs``). No DataLoader, no per-sample Python.
 - The step is written out by hand, word2vec-style: the gradient of each pair's loss with
   respect to its two rows (cosine through the L2 normalisation) is computed in closed form and
   added to exactly those rows (``index_add_``), scaled by the learning rate: plain SGD on the
@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bookvec.errors import ConfigError, InputError
+from bookvec.model.bundle import fsync_dir
 from bookvec.model.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ class Checkpoints:
             except OSError:  # no hard links on this file system
                 shutil.copyfile(self.state_path, tmp_best)
             os.replace(tmp_best, self.directory / self.BEST)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def _read(self, path: Path, device: torch.device) -> dict[str, Any]:
         try:
@@ -278,19 +279,6 @@ class Checkpoints:
             ) from e
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 # ---------------------------------------------------------------------------------------------
 # Sampling and evaluation, all vectorised
 
@@ -299,26 +287,11 @@ def pair_keys(book: torch.Tensor, link: torch.Tensor, n_links: int) -> torch.Ten
     return book.long() * n_links + link.long()
 
 
-_SORT_LOOKUPS_FROM = 1 << 16  # draws at least this large are sorted before a searchsorted
-
-
-def _searchsorted(sorted_seq: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """``torch.searchsorted(sorted_seq, values)``; for many values, sorted first and the
-    answers put back in place: in-order lookups stay in cache (measured: 4x faster for the
-    1.5M negatives of a full-shape epoch against its 733k observed keys)."""
-    if values.numel() < _SORT_LOOKUPS_FROM or values.device.type != "cpu":
-        return torch.searchsorted(sorted_seq, values)
-    ordered, order = values.sort()
-    out = torch.empty_like(order)
-    out[order] = torch.searchsorted(sorted_seq, ordered)
-    return out
-
-
 def is_observed(keys: torch.Tensor, sorted_keys: torch.Tensor) -> torch.Tensor:
     """Membership of ``keys`` in the sorted unique int64 tensor ``sorted_keys``."""
     if sorted_keys.numel() == 0:
         return torch.zeros_like(keys, dtype=torch.bool)
-    pos = _searchsorted(sorted_keys, keys).clamp_(max=sorted_keys.numel() - 1)
+    pos = torch.searchsorted(sorted_keys, keys).clamp_(max=sorted_keys.numel() - 1)
     return sorted_keys[pos] == keys
 
 
@@ -834,7 +807,6 @@ def pair_gradients(
     inv_l = torch.linalg.vector_norm(link_rows, dim=1).clamp_(min=_EPS).reciprocal_()
     inv_bl = inv_b * inv_l
     cos = torch.linalg.vecdot(book_rows, link_rows).mul_(inv_bl)
-    zero = torch.zeros((), dtype=cos.dtype, device=cos.device)
     if classification:
         logit = cos * scale + bias
         loss = F.softplus(logit).sum() - logit[:n_pos].sum()
@@ -847,7 +819,7 @@ def pair_gradients(
         target[:n_pos] = 1.0
         diff = cos - target
         loss = diff.square().sum()
-        d_scale = d_bias = zero
+        d_scale = d_bias = torch.zeros((), dtype=cos.dtype, device=cos.device)
         d_cos = diff.mul_(2)
     d_rows = d_cos * row_scale
     along = (d_rows * inv_bl)[:, None]

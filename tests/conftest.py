@@ -59,3 +59,15 @@ def mutable_home(trained_home, tmp_path) -> Path:
     home = tmp_path / "home"
     shutil.copytree(trained_home, home, symlinks=True)
     return home
+
+
+def one_error_line(result, *needles: str) -> str:
+    """The CLI failed as bad input should: exit 1, no traceback, one ``Error: ...`` line on
+    stderr holding every needle. Returns the line."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), lines
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]

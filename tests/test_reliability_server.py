@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import invoke
+from tests.conftest import one_error_line as conftest_one_error_line
 
 KEY = "bv-test-KEY-7f3a9c2e51d84b06"  # distinctive: grepped for in every output
 ATTEMPTS = 4  # ServerOptions.retries (3) + 1
@@ -121,14 +122,9 @@ def _start(fake: list[FakeQdrant], mode: str, status: int = 500) -> FakeQdrant:
 
 
 def one_error_line(result, *needles: str) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), lines
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+    line = conftest_one_error_line(result, *needles)
     assert KEY not in result.output
-    return lines[0]
+    return line
 
 
 def _first_title(home: Path) -> str:
