@@ -4,6 +4,7 @@ Import cost stays low: qdrant_edge is cheap; qdrant_client is imported only when
 store is opened. See docs/contracts.md ("Store") for the interface.
 """
 
+from bookvec.indexer.catalogue import UpsertedBook
 from bookvec.indexer.ids import content_hash, point_id
 from bookvec.indexer.store import open_store
 from bookvec.indexer.types import (
@@ -28,6 +29,7 @@ __all__ = [
     "Progress",
     "Record",
     "UpsertReport",
+    "UpsertedBook",
     "content_hash",
     "open_store",
     "point_id",

@@ -31,7 +31,23 @@ import qdrant_edge as edge
 
 from bookvec.errors import ConfigError, DataNotFoundError, StoreError, StoreLockedError
 from bookvec.indexer import filters
-from bookvec.indexer.generations import SHARD, GenerationMeta, Layout, Opened, copy_tree
+from bookvec.indexer.catalogue import (
+    SOURCE_FIELD,
+    UPSERTED,
+    CatalogueLog,
+    UpsertedBook,
+    book_from_payload,
+    is_upserted,
+    sorted_books,
+)
+from bookvec.indexer.generations import (
+    SHARD,
+    GenerationMeta,
+    Layout,
+    Opened,
+    copy_tree,
+    id_checksum,
+)
 from bookvec.indexer.ids import point_id
 from bookvec.indexer.points import (
     Prepared,
@@ -66,6 +82,9 @@ SCROLL_PAGE = 1000
 # points scores them exactly through the payload index instead of walking the graph.
 INDEXING_THRESHOLD_KB = 10_000
 FULL_SCAN_THRESHOLD_KB = 10_000
+# Opening a generation checks its point count (one exact count); the id checksum too up to this
+# many points (a scroll of ids: ~N us per point).
+VERIFY_IDS_UP_TO = 200_000
 
 
 def indexing_threshold(vector_size: int) -> int:
@@ -77,12 +96,21 @@ class EdgeStore:
     backend = "edge"
 
     def __init__(
-        self, root: Path, *, collection: str, read_only: bool = False, open_wait: float = 30.0
+        self,
+        root: Path,
+        *,
+        collection: str,
+        read_only: bool = False,
+        open_wait: float = 30.0,
+        recover: bool = False,
     ) -> None:
         self.root = Path(root)
         self.collection = collection
         self.read_only = read_only
+        self.recover = recover  # a damaged store opens as empty (for a full reindex)
+        self.damaged: str | None = None  # why, when it did
         self._layout = Layout(self.root)
+        self._catalogue = CatalogueLog(self.root)
         self._open_wait = open_wait
         self._live: Opened | None = None
         self._shard: edge.EdgeShard | None = None
@@ -214,7 +242,7 @@ class EdgeStore:
         _one_shard(shards, replicas)
         self._check_writable()
         with self._layout.writing():
-            self._build(points, vector_size, model_version, progress, options)
+            self._build(points, vector_size, model_version, progress, options, compact=True)
         return self.count()
 
     def upsert(
@@ -234,26 +262,35 @@ class EdgeStore:
         report = UpsertReport(0, 0, 0)
         batches = iter(batched(points))
         first: list[Prepared] = []
+        first_stored: dict[str, str | None] = {}
         for batch in batches:
             items = dedupe(prepare_batch(batch, size))
-            first, counts = classify(items, _stored_hashes(shard, items))
+            first_stored = _stored_hashes(shard, items)
+            first, counts = classify(items, first_stored)
             report = report + counts
             if first and not dry_run:
                 break
         if not first or dry_run:
             return report
 
-        with self._changing() as target:
+        first_new = [item.id for item in first if item.id not in first_stored]
+        with self._changing() as (target, toggled):
+
+            def logged(items: list[Prepared], new_ids: list[str]) -> list[Prepared]:
+                self._catalogue.append_puts((item.title, item.payload) for item in items)
+                toggled.extend(new_ids)  # the catalogue first: a crash after it loses nothing
+                return items
 
             def to_write() -> Iterator[list[Prepared]]:
                 nonlocal report
-                yield first
+                yield logged(first, first_new)
                 for batch in batches:
                     items = dedupe(prepare_batch(batch, size))
-                    changed, counts = classify(items, _stored_hashes(target, items))
+                    stored = _stored_hashes(target, items)
+                    changed, counts = classify(items, stored)
                     report = report + counts
                     if changed:
-                        yield changed
+                        yield logged(changed, [i.id for i in changed if i.id not in stored])
 
             _write(target, to_write(), progress)
         return report
@@ -266,9 +303,24 @@ class EdgeStore:
             str(rec.id) for rec in shard.retrieve(ids, with_payload=False, with_vector=False)
         ]
         if existing:
-            with self._changing() as target:
+            with self._changing(deleting=len(existing)) as (target, toggled):
+                titles_of = {pid: title for title, pid in ids_by_title(titles).items()}
+                self._catalogue.append_deletes(titles_of[pid] for pid in existing)
+                toggled.extend(existing)
                 target.update(edge.UpdateOperation.delete_points(existing))
         return len(existing)
+
+    def upserted(self) -> list[UpsertedBook]:
+        """The catalogue: every book upserted (source "upsert"), with its cleaned links and
+        payload, by title. From the log beside the generations (readable when the shard is
+        damaged); a store written before the log existed: from its points."""
+        if self._catalogue.exists():
+            books = self._catalogue.replay()
+            return sorted_books(book_from_payload(t, p) for t, p in books.items())
+        self._follow()
+        if self._shard is None:
+            return []
+        return sorted_books(book_from_payload(t, p) for t, p in _scan_upserted(self._shard))
 
     def close(self) -> None:
         self._drop()
@@ -293,12 +345,25 @@ class EdgeStore:
         if self._live is not None and self._layout.live_name() == self._live.name:
             self._stamp = stamp
             return
-        opened = self._layout.open_live(wait=self._open_wait)
+        opened = self._layout.open_live(wait=self._open_wait, recover=self.recover)
         shard = None
         if opened is not None:
             try:
                 shard = _load(opened.path / SHARD)
+                _verify(opened, shard)
+            except StoreLockedError:
+                opened.lock.close()
+                raise
+            except StoreError as exc:
+                if shard is not None:
+                    shard.close()
+                opened.lock.close()
+                if not self.recover:
+                    raise
+                self.damaged, opened, shard = str(exc), None, None
             except BaseException:
+                if shard is not None:
+                    shard.close()
                 opened.lock.close()
                 raise
         self._drop()
@@ -342,62 +407,107 @@ class EdgeStore:
         model_version: str,
         progress: Progress | None,
         options: IndexOptions | None,
+        *,
+        compact: bool = False,
     ) -> None:
-        """A complete new generation from scratch, published at the end. Under `writing`."""
+        """A complete new generation from scratch, published at the end. Under `writing`.
+        `compact`: a full reindex, after which the catalogue log holds what it wrote."""
         options = options or IndexOptions()
         build = self._layout.new_build()
         try:
             shard = _create(build / SHARD, vector_size, options)
+            upserted: dict[str, dict[str, Any]] = {}
+
+            def noted(batch: list[Prepared]) -> list[Prepared]:
+                for item in batch:
+                    if is_upserted(item.payload):
+                        upserted[item.title] = item.payload
+                    else:
+                        upserted.pop(item.title, None)
+                return batch
+
             try:
-                items = (dedupe(prepare_batch(batch, vector_size)) for batch in batched(points))
+                items = (
+                    noted(dedupe(prepare_batch(batch, vector_size))) for batch in batched(points)
+                )
                 _write(shard, items, progress)
                 # Edge builds HNSW only here, and only for segments above the indexing
                 # threshold (~51k 50-d points); below it every search is exact.
                 shard.optimize()
                 shard.flush()
+                count, ids = _census(shard)
             finally:
                 shard.close()
         except BaseException:
             shutil.rmtree(build, ignore_errors=True)
             raise
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        meta = GenerationMeta(model_version, vector_size, created, index=options.to_dict())
+        meta = GenerationMeta(
+            model_version, vector_size, created, index=options.to_dict(), points=count, ids=ids
+        )
         self._publish(build, meta)
+        if compact:  # the catalogue is now what the new generation holds
+            self._catalogue.rewrite(upserted.items())
 
     @contextmanager
-    def _changing(self) -> Iterator[edge.EdgeShard]:
-        """The live shard to write to: in place when no other process has it open, else a
-        copy that is published when the block ends (the others keep reading the original)."""
+    def _changing(self, *, deleting: int = 0) -> Iterator[tuple[edge.EdgeShard, list[str]]]:
+        """A copy of the live shard to write to, published when the block ends; the live
+        generation is never written in place (with the WAL off, a crash mid-write would leave
+        the only copy half-changed). Yields the copy and a list the block extends with the ids
+        it adds or removes (for the generation's id checksum). If the block fails after
+        writing whole batches, those are published before the error goes on (a streamed
+        upsert keeps the batches before a bad one; running it again completes it)."""
         with self._layout.writing():
-            live, shard = self._require()
-            if live.lock.upgrade():
-                try:
-                    yield shard
-                    shard.optimize()  # HNSW once the shard outgrows the indexing threshold
-                finally:
-                    shard.flush()
-                    live.lock.downgrade()
-                self._layout.collect_garbage(keep=live.name)
-                return
+            live, _ = self._require()
+            if not self._catalogue.exists():  # a store from before the log: seed it once
+                self._catalogue.rewrite(_scan_upserted(self._shard))
             build = self._layout.new_build()
+            toggled: list[str] = []
+            failure: BaseException | None = None
             try:
                 copy_tree(live.path / SHARD, build / SHARD)
                 copy = _load(build / SHARD)
                 try:
-                    yield copy
-                    copy.optimize()
-                    copy.flush()
+                    try:
+                        yield copy, toggled
+                    except BaseException as exc:  # noqa: BLE001 - re-raised below
+                        failure = exc
+                    if failure is None:
+                        copy.optimize()  # HNSW once the shard outgrows the indexing threshold
+                    if failure is None or toggled:
+                        copy.flush()
+                        meta = (
+                            _changed_meta(live.meta, copy, toggled, deleting)
+                            if failure is None
+                            else _census_meta(live.meta, copy)
+                        )
                 finally:
                     copy.close()
             except BaseException:
                 shutil.rmtree(build, ignore_errors=True)
+                if failure is not None:
+                    raise failure from None
                 raise
-            self._publish(build, live.meta)
+            if failure is not None and not toggled:
+                shutil.rmtree(build, ignore_errors=True)
+                raise failure
+            floor = meta.points + deleting if meta.points is not None else None
+            self._publish(build, meta, floor=floor, superseded=live.name)
+            if failure is not None:
+                raise failure
 
-    def _publish(self, build: Path, meta: GenerationMeta) -> None:
+    def _publish(
+        self,
+        build: Path,
+        meta: GenerationMeta,
+        *,
+        floor: int | None = None,
+        superseded: str | None = None,
+    ) -> None:
         name = self._layout.publish(build, meta)
+        self.damaged = None
         self._follow()
-        self._layout.collect_garbage(keep=name)
+        self._layout.collect_garbage(keep=name, floor=floor, superseded=superseded)
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -540,3 +650,86 @@ def _one_shard(shards: int | None, replicas: int | None) -> None:
             hint="set BOOKVEC_QDRANT_URL to a Qdrant server (`docker compose --profile cluster "
             "up -d` starts three nodes) to shard or replicate",
         )
+
+
+# --- the generation's census and the catalogue's points (issue 12) -----------------------------
+
+
+def _census(shard: edge.EdgeShard) -> tuple[int, str]:
+    """The point count and id checksum of a shard (one scroll of ids, no payloads)."""
+    count, ids = 0, []
+    offset = None
+    while True:
+        request = edge.ScrollRequest(
+            offset=offset, limit=SCROLL_PAGE * 10, with_payload=False, with_vector=False
+        )
+        records, offset = shard.scroll(request)
+        ids.extend(str(rec.id) for rec in records)
+        count += len(records)
+        if offset is None:
+            return count, id_checksum(ids)
+
+
+def _census_meta(meta: GenerationMeta, shard: edge.EdgeShard) -> GenerationMeta:
+    count, ids = _census(shard)
+    return replace(meta, points=count, ids=ids)
+
+
+def _changed_meta(
+    meta: GenerationMeta, shard: edge.EdgeShard, toggled: list[str], deleting: int
+) -> GenerationMeta:
+    """The copy's metadata: the live one's counts moved by what the write did, checked
+    against the shard before anything is published."""
+    if meta.points is None or meta.ids is None:  # written before counts were recorded
+        return _census_meta(meta, shard)
+    expected = meta.points - deleting if deleting else meta.points + len(toggled)
+    count = shard.count(edge.CountRequest(exact=True))
+    if count != expected:
+        raise StoreError(
+            f"the write left {count} points where {expected} were expected; nothing was published",
+            hint="run the command again",
+        )
+    return replace(meta, points=count, ids=id_checksum(toggled, meta.ids))
+
+
+def _verify(opened: Opened, shard: edge.EdgeShard) -> None:
+    """A generation whose shard disagrees with its recorded count or ids is damaged."""
+    meta = opened.meta
+    if meta.points is None:
+        return
+    count = shard.count(edge.CountRequest(exact=True))
+    found = None
+    if count == meta.points and meta.ids is not None and count <= VERIFY_IDS_UP_TO:
+        count, found = _census(shard)
+    if count != meta.points or (found is not None and found != meta.ids):
+        what = (
+            f"{count:,} points of the {meta.points:,} recorded"
+            if count != meta.points
+            else ("point ids that do not match the recorded checksum")
+        )
+        raise StoreError(
+            f"store damaged: the embedded store at {opened.path} holds {what}",
+            hint="rebuild it with `bookvec index` (upserted books are kept in its catalogue)",
+        )
+
+
+def _scan_upserted(shard: edge.EdgeShard | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(title, payload) of the points whose source is "upsert"."""
+    if shard is None:
+        return
+    condition = edge.FieldCondition(key=SOURCE_FIELD, match=edge.MatchValue(UPSERTED))
+    offset = None
+    while True:
+        request = edge.ScrollRequest(
+            offset=offset,
+            limit=SCROLL_PAGE,
+            filter=edge.Filter(must=[condition]),
+            with_payload=True,
+            with_vector=False,
+        )
+        records, offset = shard.scroll(request)
+        for rec in records:
+            payload = dict(rec.payload or {})
+            yield payload["title"], payload
+        if offset is None:
+            return

@@ -6,7 +6,9 @@ and a CURRENT pointer replaced atomically. Files and locks only; no Qdrant here.
       write.lock               held (flock, exclusive) by the one process writing; holds its pid
       g-<time>-<rand>/         a published generation
         shard/                 the Qdrant Edge shard
-        bookvec.json           {"format", "model_version", "vector_size", "created", "index"}
+        bookvec.json           {"format", "model_version", "vector_size", "created", "index",
+                               "points", "ids"}: the point count and an XOR checksum of the
+                               point ids, checked when the generation is opened
         lock                   flock: shared by every process that has this generation open,
                                exclusive by a writer changing it in place (only when alone)
       .build-<time>-<rand>/    a generation being built, renamed to g-... once complete
@@ -15,6 +17,12 @@ A reader never blocks a writer: if another process has the live generation open,
 copies it, changes the copy and publishes that; readers answer from the old generation until
 their next call, which moves them to the new one. Old generations are deleted by the next
 writer once no process has them open. POSIX only (fcntl.flock).
+
+Nothing is silently lost: a missing, empty or garbled CURRENT is never read as "no store" while
+complete generations exist (the newest one is used, with a warning); every write builds a new
+generation (copy-on-write) and publishes it; an old generation is deleted only by a full
+reindex or when the published one holds at least as many points (or the intended result of a
+delete).
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +49,7 @@ WRITE_LOCK = "write.lock"
 GEN_LOCK = "lock"
 META = "bookvec.json"
 SHARD = "shard"
+RETIRED = "retired"  # in a generation superseded while a reader had it open: delete it later
 _ZEROS = bytes(1 << 20)
 
 
@@ -50,6 +60,21 @@ class GenerationMeta:
     created: str
     format: int = FORMAT
     index: dict[str, Any] = field(default_factory=dict)  # IndexOptions.to_dict(); {}: defaults
+    points: int | None = None  # None: written before counts were recorded
+    ids: str | None = None  # id_checksum of the point ids, 16 hex digits
+
+
+def id_hash(point_id: str) -> int:
+    """64 bits of a point id (a uuid5: already a hash)."""
+    return int(point_id.replace("-", "")[:16], 16)
+
+
+def id_checksum(ids: Iterable[str], start: str | None = None) -> str:
+    """XOR of the ids' hashes: order-free, and updated by XOR-ing in added or removed ids."""
+    value = int(start, 16) if start else 0
+    for point_id in ids:
+        value ^= id_hash(point_id)
+    return f"{value:016x}"
 
 
 class FileLock:
@@ -120,21 +145,31 @@ class Layout:
         return (st.st_ino, st.st_mtime_ns)
 
     # --- reading ------------------------------------------------------------------------------
-    def open_live(self, *, wait: float) -> Opened | None:
-        """Take a shared lock on the live generation (None if there is none yet)."""
+    def open_live(self, *, wait: float, recover: bool = False) -> Opened | None:
+        """Take a shared lock on the live generation (None if there is none yet).
+
+        A CURRENT that is missing, empty, garbled or names a missing generation falls back to
+        the newest complete generation (with a warning). With nothing complete to fall back
+        on: StoreError "store damaged", or None when `recover` (a full reindex rebuilds it)."""
         for _ in range(20):
             name = self.live_name()
-            if name is None:
-                return None
+            if not self._usable(name):
+                if name is not None and self.live_name() != name:
+                    continue  # replaced since we read it: read it again
+                name = self._fallback(name, recover=recover)
+                if name is None:
+                    return None
             path = self.root / name
             try:
                 lock = FileLock(path / GEN_LOCK, create=False)
             except FileNotFoundError:
                 if self.live_name() != name:
                     continue  # replaced and deleted since we read CURRENT: read it again
+                if recover:
+                    return None
                 raise StoreError(
-                    f"the embedded store at {self.root} names a generation {name!r} that is "
-                    "missing or incomplete",
+                    f"store damaged: the embedded store at {self.root} names a generation "
+                    f"{name!r} that is missing or incomplete",
                     hint="rebuild it with `bookvec index`",
                 ) from None
             if not lock.lock(exclusive=False, wait=wait):
@@ -144,12 +179,72 @@ class Layout:
                     f"bookvec process{self._writer_pid()}",
                     hint="wait for it to finish, or stop it",
                 )
-            if self.live_name() == name and (path / SHARD).is_dir():
+            if (self.live_name() == name or self._pointer_broken()) and (path / SHARD).is_dir():
                 return Opened(name, path, lock, read_meta(path))
             lock.close()
         raise StoreError(
             f"the embedded store at {self.root} kept changing while opening it",
             hint="try again when the running `bookvec index` or `upsert` has finished",
+        )
+
+    def complete_generations(self) -> list[str]:
+        """Published generations with a shard and readable metadata, newest first."""
+        found = []
+        try:
+            entries = list(self.root.iterdir())
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if not (_is_generation_name(entry.name) and (entry / SHARD).is_dir()):
+                continue
+            try:
+                meta = read_meta(entry)
+            except StoreError:
+                continue
+            found.append((meta.created, entry.name))
+        return [name for _, name in sorted(found, reverse=True)]
+
+    def any_generation(self) -> bool:
+        try:
+            return any(_is_generation_name(e.name) for e in self.root.iterdir())
+        except FileNotFoundError:
+            return False
+
+    def _usable(self, name: str | None) -> bool:
+        return (
+            name is not None and _is_generation_name(name) and (self.root / name / SHARD).is_dir()
+        )
+
+    def _pointer_broken(self) -> bool:
+        return not self._usable(self.live_name())
+
+    def _fallback(self, name: str | None, *, recover: bool) -> str | None:
+        """The generation to use when CURRENT does not name one that exists."""
+        pointer = self.root / POINTER
+        if name is None and not pointer.exists() and not self.any_generation():
+            return None  # a new store: nothing was ever published
+        state = (
+            "is missing"
+            if not pointer.exists()
+            else "is empty"
+            if name is None
+            else f"names {name[:40]!r}, which is missing or incomplete"
+        )
+        candidates = self.complete_generations()
+        if candidates:
+            warnings.warn(
+                f"the embedded store's pointer {pointer} {state}: using its newest complete "
+                f"generation {candidates[0]}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return candidates[0]
+        if recover:
+            return None
+        raise StoreError(
+            f"store damaged: the embedded store's pointer {pointer} {state} and no complete "
+            "generation is left",
+            hint="rebuild it with `bookvec index` (upserted books are kept in its catalogue)",
         )
 
     # --- writing ------------------------------------------------------------------------------
@@ -181,7 +276,7 @@ class Layout:
 
     def publish(self, build: Path, meta: GenerationMeta) -> str:
         """Make a complete build the live generation: rename it, then replace CURRENT."""
-        _write_synced(build / META, json.dumps(asdict(meta), indent=2) + "\n")
+        write_meta(build, meta)
         name = "g-" + build.name.removeprefix(".build-")
         os.rename(build, self.root / name)
         _write_synced(self.root / (POINTER + ".tmp"), name + "\n")
@@ -189,12 +284,25 @@ class Layout:
         _sync_dir(self.root)
         return name
 
-    def collect_garbage(self, keep: str | None) -> None:
-        """Delete abandoned builds and old generations nobody has open. Call under `writing`."""
+    def collect_garbage(
+        self, keep: str | None, *, floor: int | None = None, superseded: str | None = None
+    ) -> None:
+        """Delete abandoned builds and old generations nobody has open. Call under `writing`.
+
+        `floor` None: after a full reindex, every other generation goes. Otherwise only those
+        recorded to hold at most `floor` points, `superseded` (the one just copied) and those
+        an earlier publish retired. One still open elsewhere is marked retired for later."""
         for entry in self.root.iterdir():
             if entry.name.startswith(".build-"):
                 shutil.rmtree(entry, ignore_errors=True)  # no other writer: an interrupted build
             elif entry.name.startswith("g-") and entry.name != keep:
+                if (
+                    floor is not None
+                    and entry.name != superseded
+                    and not (entry / RETIRED).exists()
+                    and not _at_most(entry, floor)
+                ):
+                    continue  # may hold books the published generation lacks: keep it
                 try:
                     lock = FileLock(entry / GEN_LOCK, create=False)
                 except FileNotFoundError:
@@ -203,6 +311,8 @@ class Layout:
                 try:
                     if lock.lock(exclusive=True):
                         shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        (entry / RETIRED).touch()
                 finally:
                     lock.close()
 
@@ -214,6 +324,22 @@ class Layout:
         return f" (pid {pid})"
 
 
+def _is_generation_name(name: str) -> bool:
+    return name.startswith("g-") and "/" not in name and len(name) < 100
+
+
+def _at_most(path: Path, floor: int) -> bool:
+    try:
+        points = read_meta(path).points
+    except StoreError:
+        return False
+    return points is not None and points <= floor
+
+
+def write_meta(path: Path, meta: GenerationMeta) -> None:
+    _write_synced(path / META, json.dumps(asdict(meta), indent=2) + "\n")
+
+
 def read_meta(path: Path) -> GenerationMeta:
     try:
         raw = json.loads((path / META).read_text(encoding="utf-8"))
@@ -223,6 +349,8 @@ def read_meta(path: Path) -> GenerationMeta:
             created=str(raw.get("created", "")),
             format=int(raw.get("format", FORMAT)),
             index=dict(raw.get("index") or {}),
+            points=None if raw.get("points") is None else int(raw["points"]),
+            ids=None if raw.get("ids") is None else str(raw["ids"]),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StoreError(
@@ -248,6 +376,8 @@ def _copy_sparse(src: Path, dst: Path) -> None:
             else:
                 fout.write(chunk)
         fout.truncate()
+        fout.flush()
+        os.fsync(fout.fileno())  # the copy is published by a rename: its data must be on disk
 
 
 def _write_synced(path: Path, text: str) -> None:

@@ -33,6 +33,13 @@ from bookvec.errors import (
     StoreError,
 )
 from bookvec.indexer import filters
+from bookvec.indexer.catalogue import (
+    SOURCE_FIELD,
+    UPSERTED,
+    UpsertedBook,
+    book_from_payload,
+    sorted_books,
+)
 from bookvec.indexer.ids import point_id
 from bookvec.indexer.points import (
     Prepared,
@@ -353,6 +360,31 @@ class ServerStore:
                 "delete points", self.client.delete, self.alias, points_selector=selector, wait=True
             )
         return len(existing)
+
+    def upserted(self) -> list[UpsertedBook]:
+        """The catalogue: every point with source "upsert" (its cleaned links in its payload),
+        by title. It lives in the collection, so every client sees the books the others added."""
+        if self._physical() is None:
+            return []
+        condition = models.FieldCondition(key=SOURCE_FIELD, match=models.MatchValue(value=UPSERTED))
+        books: list[UpsertedBook] = []
+        offset = None
+        while True:
+            records, offset = self._call(
+                "list upserted books",
+                self.client.scroll,
+                self.alias,
+                scroll_filter=models.Filter(must=[condition]),
+                limit=PAGE,
+                offset=offset,
+                with_payload=True,
+                with_vectors=False,
+            )
+            for rec in records:
+                payload = dict(rec.payload or {})
+                books.append(book_from_payload(payload["title"], payload))
+            if offset is None:
+                return sorted_books(books)
 
     def close(self) -> None:
         if self._owns_client:

@@ -19,6 +19,7 @@ def open_store(
     client: Any = None,
     read_only: bool = False,
     options: ServerOptions | None = None,
+    recover: bool = False,
 ) -> BookStore:
     """Open the store the settings name.
 
@@ -26,7 +27,8 @@ def open_store(
     - `settings.url`: a Qdrant server; `options` (default: from the environment) tune gRPC,
       timeouts and retries. qdrant_client is imported only on these two paths (~0.6 s).
     - neither: the embedded Edge store in `<path>/<collection>/`, `path` defaulting to
-      `BOOKVEC_HOME/store`.
+      `BOOKVEC_HOME/store`. `recover`: a damaged embedded store opens as empty, for a full
+      reindex to rebuild (`bookvec index`); a server has nothing to recover.
     """
     if client is not None or settings.url:
         from bookvec.indexer.server import ServerOptions, ServerStore, connect
@@ -48,5 +50,8 @@ def open_store(
 
     root = Path(path) if path is not None else store_dir()
     return EdgeStore(
-        root / settings.collection, collection=settings.collection, read_only=read_only
+        root / settings.collection,
+        collection=settings.collection,
+        read_only=read_only,
+        recover=recover,
     )

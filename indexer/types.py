@@ -219,4 +219,6 @@ class BookStore(Protocol):
 
     def titles(self) -> list[str]: ...
 
+    def upserted(self) -> list[Any]: ...  # catalogue.UpsertedBook, by title
+
     def close(self) -> None: ...

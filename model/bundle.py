@@ -212,8 +212,10 @@ def open_bundle(ref: str | Path | None = None, *, models_dir: Path | None = None
                 f"no trained model under {models_dir}",
                 hint="run `bookvec train` (or `bookvec quickstart`) first",
             )
-    candidate = Path(ref).expanduser()
-    path = candidate if candidate.is_dir() else models_dir / str(ref)
+    if isinstance(ref, Path) or settings.looks_like_path(str(ref)):
+        path = Path(ref).expanduser()  # a directory, named as one
+    else:  # a model id: looked up under models/ only, never relative to the working directory
+        path = models_dir / settings.check_model_id(str(ref))
     if not path.is_dir():
         raise DataNotFoundError(
             f"no model bundle {str(ref)!r} (looked in {path})",

@@ -105,10 +105,13 @@ def test_a_second_writer_gets_store_locked_with_the_pid(store, tmp_path):
     assert store.upsert(points(1, "Blocked")).added == 1
 
 
-def test_writes_in_place_when_alone_and_copy_when_shared(store, tmp_path):
+def test_every_write_is_a_copy_and_readers_keep_their_generation(store, tmp_path):
+    # Issue 12: never written in place (a crash mid-write would leave the only copy damaged).
     before = store.info().location
     store.upsert(points(2, "Alone"))
-    assert store.info().location == before  # nobody else had it open: changed in place
+    assert store.info().location != before
+    assert not Path(before).exists()  # nobody had it open, and the copy holds as many points
+    before = store.info().location
 
     reader = open_store(QdrantSettings(), path=tmp_path, read_only=True)
     seen = []
@@ -133,7 +136,7 @@ def test_garbage_collection_spares_open_generations(store, tmp_path):
     assert generations(tmp_path) == sorted([Path(held).name, Path(store.info().location).name])
     reader.close()
     (tmp_path / "books" / ".build-interrupted").mkdir()
-    store.upsert(points(1, "Even more"))  # alone now: in place, and everything else goes
+    store.upsert(points(1, "Even more"))  # alone now: a copy, and everything else goes
     assert generations(tmp_path) == [Path(store.info().location).name]
 
 
