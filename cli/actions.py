@@ -44,13 +44,11 @@ def bundle_points(bundle) -> Iterator[Any]:
 
 
 def index_bundle(bundle, store, *, progress: Callable[[int], None] | None = None) -> int:
-    """Replace the collection's contents with the bundle's books (atomic on both backends)."""
-    return store.replace_all(
-        bundle_points(bundle),
-        vector_size=bundle.dim,
-        model_version=bundle.model_id,
-        progress=progress,
-    )
+    """Replace the collection's contents with the bundle's books plus the upserted books of
+    its catalogue, folded in again (atomic on both backends); see catalogue.reindex."""
+    from bookvec.cli.catalogue import reindex
+
+    return reindex(bundle, store, progress=progress).points
 
 
 def resolve_store_title(store, query: str, *, exact: bool = False) -> str:
@@ -87,25 +85,24 @@ class FoldInResult:
 
 def fold_in_books(books: Iterable[Any], bundle, runtime) -> FoldInResult:
     """New books -> store points, their vectors folded in from the links the model knows."""
+    from bookvec.cli.catalogue import cleaned_links, upsert_payload
     from bookvec.indexer import BookPoint
     from bookvec.model.corpus import book_payload
-    from bookvec.model.prepare import clean_link
 
     cleaning = bundle_cleaning(bundle)
     link_index = bundle.link_index
     result = FoldInResult()
     pending: list[tuple[Any, dict[str, Any], list[int], list[str]]] = []
     for book in books:
-        names = [clean_link(link, cleaning) for link in book.links]
-        known = [name for name in names if name is not None and name in link_index]
+        names = cleaned_links(book.links, cleaning)
+        known = [name for name in names if name in link_index]
         if not known:
             result.rejected.append(
                 (book.line, book.title, "none of its links is known to the model")
             )
             continue
-        payload = book_payload(book)
-        payload["source"] = "upsert"
-        payload["content_hash"] = content_hash({**payload, "model": bundle.model_id}, known)
+        # the cleaned links go into the payload: the catalogue a reindex folds in again from
+        payload = upsert_payload(book_payload(book), names, known, bundle.model_id)
         pending.append((book, payload, [link_index[name] for name in known], known))
     if pending:
         vectors = runtime.fold_in([indices for _, _, indices, _ in pending])

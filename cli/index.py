@@ -34,12 +34,16 @@ def run_index(
     replicas: int | None = None,
     options=None,
 ) -> dict:
-    from bookvec.cli.actions import bundle_points
+    from bookvec import settings
+    from bookvec.cli.catalogue import reindex
     from bookvec.cli.progress import counting_progress
 
     started = time.perf_counter()
-    store = open_store(url, api_key, collection)
+    store = open_store(url, api_key, collection, recover=True)
     try:
+        damaged = getattr(store, "damaged", None)
+        if damaged:
+            output.warn(f"{damaged}: rebuilding it from the model and the catalogue")
         if store.backend == "edge":
             from bookvec.indexer.edge import indexing_threshold
 
@@ -50,14 +54,19 @@ def run_index(
                     " the HNSW graph is built after loading"
                 )
         with counting_progress("indexing", total=bundle.n_books) as advance:
-            count = store.replace_all(
-                bundle_points(bundle),
-                vector_size=bundle.dim,
-                model_version=bundle.model_id,
+            done = reindex(
+                bundle,
+                store,
                 progress=advance,
+                unplaced_dir=settings.store_dir(),
                 shards=shards,
                 replicas=replicas,
                 options=options,
+            )
+        if done.unplaced:
+            output.warn(
+                f"{len(done.unplaced):,} upserted book(s) have no link this model knows and are "
+                f"not in the index; they are saved in {done.unplaced_file} for `bookvec upsert`"
             )
         info = store.info()
     finally:
@@ -65,7 +74,11 @@ def run_index(
     seconds = time.perf_counter() - started
     return {
         "model": bundle.model_id,
-        "points": count,
+        "points": done.points,
+        "bundle_books": done.bundle_books,
+        "upserted_books": done.upserted_books,
+        "unplaced_books": len(done.unplaced),
+        "unplaced_file": done.unplaced_file,
         "backend": info.backend if info else None,
         "collection": info.name if info else collection,
         "location": info.location if info else None,
@@ -139,8 +152,13 @@ def index(
         layout = ""
         if result["backend"] == "server":
             layout = f", {result['shards']} shard(s) x {result['replicas']} replica(s)"
+        upserted = (
+            f" ({result['bundle_books']:,} trained, {result['upserted_books']:,} upserted)"
+            if result["upserted_books"] or result["unplaced_books"]
+            else ""
+        )
         output.log(
-            f"indexed {result['points']:,} books of model {result['model']} into "
+            f"indexed {result['points']:,} books{upserted} of model {result['model']} into "
             f"{result['backend']} collection {result['collection']!r}{layout} "
             f"in {result['seconds']:.1f} s"
         )

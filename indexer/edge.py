@@ -87,6 +87,9 @@ FULL_SCAN_THRESHOLD_KB = 10_000
 VERIFY_IDS_UP_TO = 200_000
 
 
+UNSEEN = (-1, -1)  # a pointer stamp no file has: the next call opens the store
+
+
 def indexing_threshold(vector_size: int) -> int:
     """How many points of this size a segment needs before optimize() builds HNSW for it."""
     return INDEXING_THRESHOLD_KB * 1024 // (4 * vector_size)
@@ -114,7 +117,7 @@ class EdgeStore:
         self._open_wait = open_wait
         self._live: Opened | None = None
         self._shard: edge.EdgeShard | None = None
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int] | None = UNSEEN
         self._params: edge.SearchParams | None = None
         self._ef_override: int | None = None
         self._follow()
@@ -345,7 +348,16 @@ class EdgeStore:
         if self._live is not None and self._layout.live_name() == self._live.name:
             self._stamp = stamp
             return
-        opened = self._layout.open_live(wait=self._open_wait, recover=self.recover)
+        try:
+            opened = self._layout.open_live(wait=self._open_wait)
+        except StoreLockedError:
+            raise
+        except StoreError as exc:
+            if not self.recover:
+                raise
+            self._drop()
+            self.damaged, self._stamp = str(exc), stamp
+            return
         shard = None
         if opened is not None:
             try:
@@ -398,7 +410,7 @@ class EdgeStore:
             self._shard.close()
         if self._live is not None:
             self._live.lock.close()
-        self._live, self._shard, self._stamp = None, None, None
+        self._live, self._shard, self._stamp = None, None, UNSEEN
 
     def _build(
         self,

@@ -145,18 +145,18 @@ class Layout:
         return (st.st_ino, st.st_mtime_ns)
 
     # --- reading ------------------------------------------------------------------------------
-    def open_live(self, *, wait: float, recover: bool = False) -> Opened | None:
+    def open_live(self, *, wait: float) -> Opened | None:
         """Take a shared lock on the live generation (None if there is none yet).
 
         A CURRENT that is missing, empty, garbled or names a missing generation falls back to
         the newest complete generation (with a warning). With nothing complete to fall back
-        on: StoreError "store damaged", or None when `recover` (a full reindex rebuilds it)."""
+        on: StoreError "store damaged"."""
         for _ in range(20):
             name = self.live_name()
             if not self._usable(name):
                 if name is not None and self.live_name() != name:
                     continue  # replaced since we read it: read it again
-                name = self._fallback(name, recover=recover)
+                name = self._fallback(name)
                 if name is None:
                     return None
             path = self.root / name
@@ -165,8 +165,6 @@ class Layout:
             except FileNotFoundError:
                 if self.live_name() != name:
                     continue  # replaced and deleted since we read CURRENT: read it again
-                if recover:
-                    return None
                 raise StoreError(
                     f"store damaged: the embedded store at {self.root} names a generation "
                     f"{name!r} that is missing or incomplete",
@@ -218,7 +216,7 @@ class Layout:
     def _pointer_broken(self) -> bool:
         return not self._usable(self.live_name())
 
-    def _fallback(self, name: str | None, *, recover: bool) -> str | None:
+    def _fallback(self, name: str | None) -> str | None:
         """The generation to use when CURRENT does not name one that exists."""
         pointer = self.root / POINTER
         if name is None and not pointer.exists() and not self.any_generation():
@@ -239,8 +237,6 @@ class Layout:
                 stacklevel=4,
             )
             return candidates[0]
-        if recover:
-            return None
         raise StoreError(
             f"store damaged: the embedded store's pointer {pointer} {state} and no complete "
             "generation is left",

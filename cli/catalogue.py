@@ -1,0 +1,180 @@
+"""Upserted books as first-class books: folded in again under the model being indexed, written
+back out as a corpus for the next training, and scored and exported like trained ones.
+
+The catalogue itself (title, cleaned links, payload of every upserted book) lives with the
+store (bookvec.indexer.catalogue); this module composes it with a bundle and the runtime.
+Never imports torch."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bookvec.indexer.catalogue import LINKS_FIELD, UPSERTED, UpsertedBook, encode_links
+
+# Payload fields that are the store's own bookkeeping, not the book's.
+_DERIVED = ("content_hash", "source", LINKS_FIELD, "title")
+
+
+def cleaned_links(links: Iterable[str], cleaning) -> list[str]:
+    """The links as the model's cleaning leaves them, in order, repeats kept as the fold-in
+    counts them (what the catalogue keeps: also the links this model does not know, for the
+    next model)."""
+    from bookvec.model.prepare import clean_link
+
+    names = (clean_link(link, cleaning) for link in links)
+    return [name for name in names if name is not None]
+
+
+def upsert_payload(payload: dict[str, Any], links: list[str], known: list[str], model_id: str):
+    """An upserted book's payload: the book's fields, its links, source and content hash.
+    The same function for a first upsert and a reindex, so that upserting the same file
+    again after `bookvec index` finds the books unchanged."""
+    from bookvec.cli.actions import content_hash
+
+    body = {k: v for k, v in payload.items() if k not in _DERIVED}
+    body["title"] = payload["title"]
+    body["source"] = UPSERTED
+    body[LINKS_FIELD] = encode_links(links)
+    body["content_hash"] = content_hash({**body, "model": model_id}, known)
+    return body
+
+
+@dataclass
+class Refolded:
+    points: list[Any] = field(default_factory=list)  # BookPoint
+    unplaced: list[UpsertedBook] = field(default_factory=list)  # no link this model knows
+
+
+def refold(books: Iterable[UpsertedBook], bundle, runtime) -> Refolded:
+    """Upserted books -> store points under this bundle (the runtime's fold-in)."""
+    from bookvec.cli.actions import bundle_cleaning
+    from bookvec.indexer import BookPoint
+
+    cleaning = bundle_cleaning(bundle)
+    link_index = bundle.link_index
+    result = Refolded()
+    pending: list[tuple[UpsertedBook, dict[str, Any], list[int]]] = []
+    for book in books:
+        links = cleaned_links(book.links, cleaning)
+        known = [name for name in links if name in link_index]
+        if not known:
+            result.unplaced.append(book)
+            continue
+        payload = upsert_payload(
+            {**book.payload, "title": book.title}, links, known, bundle.model_id
+        )
+        pending.append((book, payload, [link_index[name] for name in known]))
+    if pending:
+        vectors = runtime.fold_in([indices for _, _, indices in pending])
+        for (book, payload, _), vector in zip(pending, vectors, strict=True):
+            result.points.append(BookPoint(title=book.title, vector=vector, payload=payload))
+    return result
+
+
+@dataclass
+class Reindexed:
+    points: int
+    bundle_books: int
+    upserted_books: int
+    unplaced: list[str]
+    unplaced_file: str | None = None
+
+
+def reindex(
+    bundle,
+    store,
+    *,
+    runtime=None,
+    progress: Callable[[int], None] | None = None,
+    unplaced_dir: Path | None = None,
+    **options: Any,
+) -> Reindexed:
+    """Rebuild the store from the bundle plus the catalogue: every trained book, then every
+    upserted book folded in again (an upserted title also in the bundle keeps its upserted
+    version: the user's latest word on it). Books no link of this model places are written to
+    a JSONL file `bookvec upsert` reads (under `unplaced_dir`), never silently dropped."""
+    from bookvec.cli.actions import bundle_points
+
+    catalogue = store.upserted()
+    refolded = Refolded()
+    if catalogue:
+        if runtime is None:
+            from bookvec.model.runtime import Runtime
+
+            runtime = Runtime(bundle.path)
+        refolded = refold(catalogue, bundle, runtime)
+    taken = {point.title for point in refolded.points}
+    kept = sum(1 for title in bundle.book_titles if title not in taken)
+
+    def points() -> Iterator[Any]:
+        yield from (p for p in bundle_points(bundle) if p.title not in taken)
+        yield from refolded.points
+
+    count = store.replace_all(
+        points(),
+        vector_size=bundle.dim,
+        model_version=bundle.model_id,
+        progress=progress,
+        **options,
+    )
+    result = Reindexed(count, kept, len(refolded.points), [b.title for b in refolded.unplaced])
+    if refolded.unplaced and unplaced_dir is not None:
+        result.unplaced_file = str(write_books(refolded.unplaced, unplaced_dir, bundle.model_id))
+    return result
+
+
+def write_books(books: Iterable[UpsertedBook], directory: Path, model_id: str) -> Path:
+    """Upserted books as JSONL that `bookvec upsert` reads (written whole, then renamed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"unplaced-{model_id}.jsonl"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for book in books:
+            handle.write(json.dumps(jsonl_record(book), ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def jsonl_record(book: UpsertedBook) -> dict[str, Any]:
+    payload = book.payload
+    record: dict[str, Any] = {"title": book.title, "links": list(book.links)}
+    if payload.get("genres"):
+        record["genres"] = list(payload["genres"])
+    authors = payload.get("authors") or ([payload["author"]] if payload.get("author") else [])
+    if authors:
+        record["author"] = "; ".join(authors)
+    for name in ("country", "language", "publisher", "year"):
+        if payload.get(name) is not None:
+            record[name] = payload[name]
+    return record
+
+
+def raw_books(books: Iterable[UpsertedBook]) -> Iterator[Any]:
+    """The catalogue as corpus records (RawBook), for the next training to include:
+    ``prepare_books(chain(read_books(corpus), raw_books(store.upserted())), cleaning)``."""
+    from bookvec.model.corpus import RawBook
+
+    for book in books:
+        payload = book.payload
+        infobox: dict[str, str] = {}
+        authors = payload.get("authors") or ([payload["author"]] if payload.get("author") else [])
+        if authors:
+            infobox["author"] = "; ".join(authors)
+        for name in ("country", "language", "publisher"):
+            if payload.get(name):
+                infobox[name] = str(payload[name])
+        if payload.get("year") is not None:
+            infobox["published"] = str(payload["year"])
+        yield RawBook(
+            title=book.title,
+            infobox=infobox,
+            links=list(book.links),
+            genres=list(payload.get("genres") or []),
+        )
