@@ -1,0 +1,163 @@
+"""Issue 12 through the CLI: `bookvec upsert` then `bookvec index` keeps every upserted book
+(folded in again, counted apart), `delete` removes from the store and the catalogue, `index`
+rebuilds a damaged store from the model plus the catalogue, the catalogue as a corpus for the
+next training, and names that are not paths (collections, model ids).
+
+Store-level cases and the kill -9 / write-error property: test_reliability_store_loss.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from bookvec.model.bundle import open_bundle
+from tests.conftest import invoke, one_error_line
+
+
+def _new_books(bundle, n: int, path: Path, prefix: str = "Upserted Book") -> Path:
+    names = bundle.link_names
+    lines = [
+        json.dumps(
+            {
+                "title": f"{prefix} {i}",
+                "links": [names[(7 * i + k) % len(names)] for k in range(6)] + ["Not A Known Page"],
+                "genres": ["fantasy"],
+                "author": f"Writer {i}",
+            }
+        )
+        for i in range(n)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _json(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _points(home: Path) -> int:
+    return _json(invoke(["info", "--json"], home))["store"]["points"]
+
+
+def _live(home: Path) -> Path:
+    root = home / "store" / "books"
+    return root / (root / "CURRENT").read_text().strip()
+
+
+def test_upsert_then_index_keeps_every_upserted_book(mutable_home, tmp_path):
+    bundle = open_bundle(None, models_dir=mutable_home / "models")
+    trained = bundle.n_books
+    assert _points(mutable_home) == trained
+    new = _new_books(bundle, 25, tmp_path / "new.jsonl")
+    assert _json(invoke(["upsert", str(new), "--json"], mutable_home))["added"] == 25
+    before = _json(invoke(["search", "Upserted Book 3", "--json", "-k", "5"], mutable_home))
+
+    report = _json(invoke(["index", "--json"], mutable_home))
+    assert report["points"] == trained + 25
+    assert (report["bundle_books"], report["upserted_books"]) == (trained, 25)
+    assert report["unplaced_books"] == 0
+    assert _points(mutable_home) == trained + 25
+    # folded in again under the same model: the same neighbours, and the same file is unchanged
+    after = _json(invoke(["search", "Upserted Book 3", "--json", "-k", "5"], mutable_home))
+    assert [h["title"] for h in after] == [h["title"] for h in before]
+    again = _json(invoke(["upsert", str(new), "--json"], mutable_home))
+    assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 25)
+
+    text = invoke(["index"], mutable_home)
+    assert text.exit_code == 0, text.output
+    assert f"({trained:,} trained, 25 upserted)" in text.stderr
+
+    # delete removes from both: the next index does not bring it back
+    assert _json(invoke(["delete", "Upserted Book 0", "--exact", "--json"], mutable_home))[
+        "deleted"
+    ]
+    report = _json(invoke(["index", "--json"], mutable_home))
+    assert (report["points"], report["upserted_books"]) == (trained + 24, 24)
+
+
+def test_index_rebuilds_a_damaged_store_from_model_and_catalogue(mutable_home, tmp_path):
+    bundle = open_bundle(None, models_dir=mutable_home / "models")
+    new = _new_books(bundle, 10, tmp_path / "new.jsonl")
+    assert invoke(["upsert", str(new)], mutable_home).exit_code == 0
+    shutil.rmtree(_live(mutable_home) / "shard")  # the shard is gone
+    one_error_line(invoke(["search", "Upserted Book 1"], mutable_home), "store damaged")
+    one_error_line(invoke(["upsert", str(new)], mutable_home), "store damaged")  # no new store
+    result = invoke(["index", "--json"], mutable_home)
+    assert result.exit_code == 0, result.output
+    assert "store damaged" in result.stderr and "rebuilding" in result.stderr
+    assert json.loads(result.stdout)["upserted_books"] == 10
+    assert _points(mutable_home) == bundle.n_books + 10
+
+
+def test_index_works_when_current_names_a_missing_generation(mutable_home):
+    bundle = open_bundle(None, models_dir=mutable_home / "models")
+    live = _live(mutable_home)
+    shutil.rmtree(live)
+    one_error_line(invoke(["search", "anything"], mutable_home), "store damaged", "bookvec index")
+    assert "store damaged" in invoke(["info"], mutable_home).stdout  # info shows it, exit 0
+    assert invoke(["index"], mutable_home).exit_code == 0
+    assert _points(mutable_home) == bundle.n_books
+
+
+def test_a_missing_pointer_is_recovered_and_an_upsert_keeps_every_book(mutable_home, tmp_path):
+    bundle = open_bundle(None, models_dir=mutable_home / "models")
+    (mutable_home / "store" / "books" / "CURRENT").unlink()
+    new = _new_books(bundle, 1, tmp_path / "one.jsonl")
+    result = invoke(["upsert", str(new)], mutable_home)
+    assert result.exit_code == 0 and "newest complete generation" in result.stderr
+    assert _points(mutable_home) == bundle.n_books + 1  # the probe's case: 1 point of 1,411
+
+
+def test_catalogue_as_a_training_corpus(mutable_home, tmp_path):
+    from bookvec.cli.actions import bundle_cleaning
+    from bookvec.cli.catalogue import raw_books
+    from bookvec.cli.common import open_store
+    from bookvec.model.prepare import prepare_books
+
+    bundle = open_bundle(None, models_dir=mutable_home / "models")
+    new = _new_books(bundle, 12, tmp_path / "new.jsonl")
+    assert invoke(["upsert", str(new)], mutable_home).exit_code == 0
+    os.environ["BOOKVEC_HOME"] = str(mutable_home)
+    try:
+        store = open_store(None, None, "books", read_only=True)
+        books = store.upserted()
+        store.close()
+    finally:
+        del os.environ["BOOKVEC_HOME"]
+    records = list(raw_books(books))
+    assert [r.title for r in records] == sorted(f"Upserted Book {i}" for i in range(12))
+    assert records[0].infobox["author"].startswith("Writer") and records[0].genres == ["fantasy"]
+    assert "not a known page" in records[0].links  # kept for a model that may know it
+    prepared = prepare_books(records, bundle_cleaning(bundle), source_sha256="x")
+    assert prepared.books.height > 0
+    assert set(prepared.books.get_column("title").to_list()) <= {r.title for r in records}
+
+
+def test_collection_names_and_model_ids_are_not_paths(mutable_home, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "g-keep").mkdir()
+    for value in (str(outside), "../x", "..", ".hidden", "a/b", "x" * 65, ""):
+        result = invoke(["index", "--collection", value], mutable_home)
+        if value == "":  # empty: the default collection
+            continue
+        one_error_line(result, "collection name", "not a valid name")
+    one_error_line(
+        invoke(["info"], mutable_home, BOOKVEC_COLLECTION="../../etc"), "collection name"
+    )
+    assert (outside / "g-keep").is_dir()
+    one_error_line(invoke(["index", "--model", "..\\..\\x"], mutable_home), "model id")
+    # a model id is looked up under models/, never in the working directory
+    current = (mutable_home / "models" / "CURRENT").read_text().strip()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        (tmp_path / "decoy").mkdir()
+        shutil.copytree(mutable_home / "models" / current, tmp_path / "decoy" / "m")
+        one_error_line(invoke(["info", "--model", "decoy"], mutable_home), "no model bundle")
+        assert invoke(["info", "--model", "./decoy/m"], mutable_home).exit_code == 0
+    finally:
+        os.chdir(cwd)
