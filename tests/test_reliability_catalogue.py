@@ -145,9 +145,8 @@ def test_collection_names_and_model_ids_are_not_paths(mutable_home, tmp_path):
         if value == "":  # empty: the default collection
             continue
         one_error_line(result, "collection name", "not a valid name")
-    one_error_line(
-        invoke(["info"], mutable_home, BOOKVEC_COLLECTION="../../etc"), "collection name"
-    )
+    result = invoke(["search", "x"], mutable_home, BOOKVEC_COLLECTION="../../etc")
+    one_error_line(result, "collection name")
     assert (outside / "g-keep").is_dir()
     one_error_line(invoke(["index", "--model", "..\\..\\x"], mutable_home), "model id")
     # a model id is looked up under models/, never in the working directory
@@ -155,9 +154,8 @@ def test_collection_names_and_model_ids_are_not_paths(mutable_home, tmp_path):
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        (tmp_path / "decoy").mkdir()
-        shutil.copytree(mutable_home / "models" / current, tmp_path / "decoy" / "m")
-        one_error_line(invoke(["info", "--model", "decoy"], mutable_home), "no model bundle")
-        assert invoke(["info", "--model", "./decoy/m"], mutable_home).exit_code == 0
+        shutil.copytree(mutable_home / "models" / current, tmp_path / "decoy")
+        one_error_line(invoke(["index", "--model", "decoy"], mutable_home), "no model bundle")
+        assert invoke(["index", "--model", "./decoy"], mutable_home).exit_code == 0
     finally:
         os.chdir(cwd)
