@@ -178,3 +178,98 @@ def raw_books(books: Iterable[UpsertedBook]) -> Iterator[Any]:
             links=list(book.links),
             genres=list(payload.get("genres") or []),
         )
+
+
+# --- scoring an upserted book: its vector is in the store, not in the score graph's table ------
+
+
+class VectorScorer:
+    """The score graph's formula for a book vector outside its table: classification
+    sigmoid(w * cos + b), regression (cos + 1) / 2, over the bundle's normalised link vectors
+    (the table score.onnx bakes in). w and b are read back from score.onnx itself through ONNX
+    Runtime (two pairs of book 0 with far-apart cosines), so they are the graph's own."""
+
+    def __init__(self, bundle, runtime) -> None:
+        import numpy as np
+
+        self.links = np.asarray(bundle.link_vectors, dtype=np.float32)
+        self.classification = runtime.objective == "classification"
+        self.w, self.b = 0.0, 0.0
+        if self.classification:
+            book = np.asarray(bundle.book_vectors[0], dtype=np.float32)
+            cos = self.links @ book
+            lo, hi = int(np.argmin(cos)), int(np.argmax(cos))
+            p = runtime.score(np.array([0, 0]), np.array([lo, hi])).astype(np.float64)
+            logit = np.log(p) - np.log1p(-p)
+            span = float(cos[hi] - cos[lo])
+            self.w = float(logit[1] - logit[0]) / span if span > 1e-6 else 0.0
+            self.b = float(logit[0]) - self.w * float(cos[lo])
+
+    def score(self, vector, link_idx):
+        import numpy as np
+
+        unit = np.asarray(vector, dtype=np.float64)
+        unit = unit / max(float(np.linalg.norm(unit)), 1e-12)
+        cos = self.links[np.asarray(link_idx, dtype=np.int64)].astype(np.float64) @ unit
+        if self.classification:
+            return (1.0 / (1.0 + np.exp(-(self.w * cos + self.b)))).astype(np.float32)
+        return ((cos + 1.0) * 0.5).astype(np.float32)
+
+
+def find_upserted(query: str, *, exact: bool = False):
+    """The store's record (with its vector) of an upserted book a title names, or None: for
+    commands that take a title and read the bundle, when the bundle does not know it."""
+    from bookvec import settings
+    from bookvec.cli.actions import resolve_store_title
+    from bookvec.errors import BookvecError
+    from bookvec.indexer import open_store
+    from bookvec.indexer.catalogue import is_upserted
+
+    try:
+        store = open_store(
+            settings.QdrantSettings.from_env(), path=settings.store_dir(), read_only=True
+        )
+    except BookvecError:
+        return None
+    try:
+        if store.info() is None:
+            return None
+        title = resolve_store_title(store, query, exact=exact)
+        record = store.get([title], with_vectors=True).get(title)
+    except BookvecError:
+        return None
+    finally:
+        store.close()
+    return record if record is not None and is_upserted(record.payload) else None
+
+
+def record_links(record, bundle) -> list[int]:
+    """The link indices (of this bundle) an upserted book's catalogue entry names, distinct."""
+    from bookvec.indexer.catalogue import book_from_payload
+
+    book = book_from_payload(record.title, record.payload)
+    index = bundle.link_index
+    return sorted({index[name] for name in book.links if name in index})
+
+
+def predicted_links_for_vector(bundle, runtime, record, *, limit: int, missing_only: bool):
+    """actions.predicted_links for an upserted book (its stored vector)."""
+    import numpy as np
+
+    n_links = bundle.n_links
+    probability = VectorScorer(bundle, runtime).score(record.vector, np.arange(n_links))
+    observed = np.zeros(n_links, dtype=bool)
+    observed[record_links(record, bundle)] = True
+    order = np.argsort(-probability, kind="stable")
+    if missing_only:
+        order = order[~observed[order]]
+    counts = bundle.links.get_column("count").to_list()
+    return [
+        {
+            "title": bundle.link_names[k],
+            "score": round(float(probability[k]), 6),
+            "observed": bool(observed[k]),
+            "books": int(counts[k]),
+        }
+        for k in order[:limit]
+    ]

@@ -34,18 +34,35 @@ def links(
               bookvec links "Hawk of May" --missing --json
     """
     from bookvec.cli.actions import observed_links, predicted_links, resolve_bundle_book
+    from bookvec.errors import TitleNotFoundError
     from bookvec.model.runtime import Runtime
 
     bundle = open_model(model)
     bundle.verify(("score.onnx",))
-    index = resolve_bundle_book(bundle, book, exact=exact)
-    title = bundle.book_titles[index]
-    records = predicted_links(
-        bundle, Runtime(bundle.path), index, limit=limit, missing_only=missing, log=output.log
-    )
+    try:
+        index, upserted = resolve_bundle_book(bundle, book, exact=exact), None
+    except TitleNotFoundError:
+        from bookvec.cli.catalogue import find_upserted
+
+        index, upserted = None, find_upserted(book, exact=exact)  # a book added by upsert
+        if upserted is None:
+            raise
+    if upserted is not None:
+        from bookvec.cli.catalogue import predicted_links_for_vector, record_links
+
+        title = f"{upserted.title} (upserted)"
+        records = predicted_links_for_vector(
+            bundle, Runtime(bundle.path), upserted, limit=limit, missing_only=missing
+        )
+        has = len(record_links(upserted, bundle))
+    else:
+        title = bundle.book_titles[index]
+        records = predicted_links(
+            bundle, Runtime(bundle.path), index, limit=limit, missing_only=missing, log=output.log
+        )
+        has = len(observed_links(bundle, index)) if fmt == "table" else 0
     caption = None
     if fmt == "table":
-        has = len(observed_links(bundle, index))
         caption = f"✓ observed: the article links there ({has} of its links are in the model)"
     output.emit_rows(
         records,

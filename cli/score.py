@@ -8,13 +8,14 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from bookvec.cli import output
 from bookvec.cli.app import app
 from bookvec.cli.common import ModelOption, open_model
-from bookvec.errors import BookvecError, ConfigError, InputError
+from bookvec.errors import BookvecError, ConfigError, InputError, TitleNotFoundError
 
 PAIR_FORMATS = ("csv", "jsonl", "parquet")
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -203,10 +204,21 @@ def score(
         rows = [PairRow(0, book, link)]  # type: ignore[arg-type]
     book_idx: list[int] = []
     link_idx: list[int] = []
+    upserted: dict[int, Any] = {}  # position -> the store record of an upserted book
     for row in rows:
         try:
-            b = resolve_bundle_book(bundle, row.book, exact=exact)
+            try:
+                b = resolve_bundle_book(bundle, row.book, exact=exact)
+            except TitleNotFoundError:
+                from bookvec.cli.catalogue import find_upserted
+
+                record = find_upserted(row.book, exact=exact)  # a book added by upsert
+                if record is None:
+                    raise
+                b = -1
             k = resolve_bundle_link(bundle, row.link, exact=exact)
+            if b < 0:
+                upserted[len(book_idx)] = record
         except BookvecError as exc:
             if not skip_invalid or pairs is None:
                 if pairs is None:
@@ -216,15 +228,29 @@ def score(
             continue
         book_idx.append(b)
         link_idx.append(k)
-    probabilities = Runtime(bundle.path).score(np.asarray(book_idx), np.asarray(link_idx))
-    results = [
-        {
-            "book": bundle.book_titles[b],
+    runtime = Runtime(bundle.path)
+    trained = [i for i, b in enumerate(book_idx) if b >= 0]
+    probabilities = np.zeros(len(book_idx), dtype=np.float32)
+    probabilities[trained] = runtime.score(
+        np.asarray([book_idx[i] for i in trained], dtype=np.int64),
+        np.asarray([link_idx[i] for i in trained], dtype=np.int64),
+    )
+    if upserted:
+        from bookvec.cli.catalogue import VectorScorer
+
+        scorer = VectorScorer(bundle, runtime)
+        for i, record in upserted.items():
+            probabilities[i] = scorer.score(record.vector, [link_idx[i]])[0]
+    results = []
+    for i, (b, k, p) in enumerate(zip(book_idx, link_idx, probabilities, strict=True)):
+        result = {
+            "book": bundle.book_titles[b] if b >= 0 else upserted[i].title,
             "link": bundle.link_names[k],
             "probability": round(float(p), 6),
         }
-        for b, k, p in zip(book_idx, link_idx, probabilities, strict=True)
-    ]
+        if b < 0:
+            result["upserted"] = True
+        results.append(result)
     for line, reason in sorted(rejects):
         output.warn(f"{source}:{line}: skipped: {reason}")
     if pairs is not None:

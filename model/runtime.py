@@ -173,6 +173,10 @@ class Runtime:
         return self._info("dim")
 
     @property
+    def objective(self) -> str:
+        return str(self._info("objective"))
+
+    @property
     def providers(self) -> list[str]:
         """The score session's execution providers, the one in use first."""
         return self._get("score.onnx").get_providers()

@@ -159,3 +159,35 @@ def test_collection_names_and_model_ids_are_not_paths(mutable_home, tmp_path):
         assert invoke(["index", "--model", "./decoy"], mutable_home).exit_code == 0
     finally:
         os.chdir(cwd)
+
+
+def test_the_vector_scorer_is_the_score_graph(trained_home):
+    import numpy as np
+
+    from bookvec.cli.catalogue import VectorScorer
+    from bookvec.model.runtime import Runtime
+
+    bundle = open_bundle(None, models_dir=trained_home / "models")
+    runtime = Runtime(bundle.path)
+    scorer = VectorScorer(bundle, runtime)
+    rng = np.random.default_rng(0)
+    for book in rng.choice(bundle.n_books, 5, replace=False):
+        links = rng.choice(bundle.n_links, 50, replace=False)
+        expected = runtime.score(np.full(50, book), links)
+        got = scorer.score(bundle.book_vectors[book], links)
+        np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+def test_links_and_score_know_upserted_books(mutable_home, tmp_path):
+    bundle = open_bundle(None, models_dir=mutable_home / "models")
+    new = _new_books(bundle, 3, tmp_path / "new.jsonl")
+    assert invoke(["upsert", str(new)], mutable_home).exit_code == 0
+    link = bundle.link_names[7]  # the first link of "Upserted Book 1"
+    result = _json(invoke(["score", "Upserted Book 1", link, "--json"], mutable_home))
+    assert result["upserted"] is True and 0 < result["probability"] < 1
+    rows = _json(invoke(["links", "Upserted Book 1", "--json", "-k", "2000"], mutable_home))
+    assert len(rows) == bundle.n_links
+    assert sum(r["observed"] for r in rows) == 6
+    by_title = {r["title"]: r["score"] for r in rows}
+    assert abs(by_title[link] - result["probability"]) < 1e-6
+    one_error_line(invoke(["score", "Nowhere Book Zzz", link], mutable_home), "Nowhere")
