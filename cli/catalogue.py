@@ -273,3 +273,64 @@ def predicted_links_for_vector(bundle, runtime, record, *, limit: int, missing_o
         }
         for k in order[:limit]
     ]
+
+
+# --- exports ---------------------------------------------------------------------------------
+
+
+def store_upserted_vectors(bundle):
+    """(records with vectors, reason) of the store's upserted books, when the store holds this
+    bundle's vectors (another model's vectors are another space); ([], why) otherwise."""
+    from bookvec import settings
+    from bookvec.errors import BookvecError
+    from bookvec.indexer import open_store
+
+    try:
+        store = open_store(
+            settings.QdrantSettings.from_env(), path=settings.store_dir(), read_only=True
+        )
+    except BookvecError as exc:
+        return [], str(exc)
+    try:
+        info = store.info()
+        if info is None:
+            return [], None
+        if info.model_version != bundle.model_id:
+            return [], f"the store holds vectors of model {info.model_version}"
+        titles = [book.title for book in store.upserted()]
+        found = store.get(titles, with_vectors=True)
+        return [found[t] for t in titles if t in found], None
+    except BookvecError as exc:
+        return [], str(exc)
+    finally:
+        store.close()
+
+
+def with_upserted(table, bundle):
+    """A book VectorTable of the bundle plus the store's upserted books, a `source` column
+    marking each row "trained" or "upserted". Returns (table, how many were added, note)."""
+    import numpy as np
+    import polars as pl
+
+    from bookvec.model.vectors_io import VectorTable
+
+    records, note = store_upserted_vectors(bundle)
+    known = set(table.names)
+    records = [r for r in records if r.title not in known]
+    metadata = table.metadata if table.metadata is not None else pl.DataFrame()
+    metadata = metadata.with_columns(pl.lit("trained").alias("source"))
+    if not records:
+        return VectorTable(table.names, table.vectors, metadata, table.name_column), 0, note
+    rows = []
+    for record in records:
+        row = {name: record.payload.get(name) for name in metadata.columns if name != "source"}
+        row["source"] = "upserted"
+        rows.append(row)
+    added = pl.DataFrame(rows, schema=metadata.schema, strict=False)
+    vectors = np.vstack([table.vectors, np.asarray([r.vector for r in records], np.float32)])
+    names = [*table.names, *(r.title for r in records)]
+    return (
+        VectorTable(names, vectors, pl.concat([metadata, added]), table.name_column),
+        len(records),
+        note,
+    )

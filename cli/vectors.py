@@ -40,6 +40,13 @@ def vectors(
     fmt = vectors_io.format_for(out, format)
     bundle = open_model(model)
     table = vectors_io.bundle_table(bundle, links=links, raw=raw)
+    upserted = 0
+    if not links and not raw:  # upserted books have folded-in (unit) vectors only
+        from bookvec.cli.catalogue import with_upserted
+
+        table, upserted, note = with_upserted(table, bundle)
+        if note:
+            output.warn(f"upserted books not exported: {note}")
     files = vectors_io.write(table, out, fmt)
     n, dim = table.vectors.shape
     what = "link" if links else "book"
@@ -49,6 +56,7 @@ def vectors(
         "format": fmt,
         "what": f"{what}s",
         "rows": n,
+        "upserted": upserted,
         "dim": dim,
         "normalised": not raw,
         "model": bundle.model_id,
@@ -57,4 +65,5 @@ def vectors(
         output.emit_json(summary)
         return
     where = ", ".join(summary["files"])
-    output.log(f"wrote {n:,} {kind} {what} vectors ({dim}-d, {fmt}) to {where}")
+    extra = f" ({upserted:,} upserted)" if upserted else ""
+    output.log(f"wrote {n:,} {kind} {what} vectors{extra} ({dim}-d, {fmt}) to {where}")

@@ -191,3 +191,20 @@ def test_links_and_score_know_upserted_books(mutable_home, tmp_path):
     by_title = {r["title"]: r["score"] for r in rows}
     assert abs(by_title[link] - result["probability"]) < 1e-6
     one_error_line(invoke(["score", "Nowhere Book Zzz", link], mutable_home), "Nowhere")
+
+
+def test_vectors_export_holds_the_upserted_books_marked(mutable_home, tmp_path):
+    import polars as pl
+
+    bundle = open_bundle(None, models_dir=mutable_home / "models")
+    new = _new_books(bundle, 4, tmp_path / "new.jsonl")
+    assert invoke(["upsert", str(new)], mutable_home).exit_code == 0
+    out = tmp_path / "v.parquet"
+    summary = _json(invoke(["vectors", str(out), "--json"], mutable_home))
+    assert (summary["rows"], summary["upserted"]) == (bundle.n_books + 4, 4)
+    frame = pl.read_parquet(out)
+    upserted = frame.filter(pl.col("source") == "upserted")
+    assert sorted(upserted.get_column("title").to_list()) == [
+        f"Upserted Book {i}" for i in range(4)
+    ]
+    assert upserted.get_column("author").to_list()[0].startswith("Writer")
