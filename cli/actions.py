@@ -245,10 +245,18 @@ def explain_pair(bundle, a: int, b: int, *, limit: int = 10, log=None) -> dict[s
     largest contributions (whether one or both articles have them). Best first, ``limit`` each.
     """
     books = np.asarray(bundle.book_vectors, dtype=np.float32)
+    side_a = (bundle.book_titles[a], books[a], observed_links(bundle, a, log=log))
+    side_b = (bundle.book_titles[b], books[b], observed_links(bundle, b, log=log))
+    return explain_sides(bundle, side_a, side_b, limit=limit)
+
+
+def explain_sides(bundle, side_a: tuple, side_b: tuple, *, limit: int = 10) -> dict[str, Any]:
+    """explain_pair for two (title, unit vector, link indices) sides: trained or upserted."""
     links = np.asarray(bundle.link_vectors, dtype=np.float32)
-    va, vb = books[a], books[b]
-    links_a = observed_links(bundle, a, log=log)
-    links_b = observed_links(bundle, b, log=log)
+    (title_a, va, links_a), (title_b, vb, links_b) = side_a, side_b
+    va = np.asarray(va, dtype=np.float32)
+    vb = np.asarray(vb, dtype=np.float32)
+    links_a, links_b = np.asarray(links_a, dtype=np.int64), np.asarray(links_b, dtype=np.int64)
     union = np.union1d(links_a, links_b)
     shared = np.intersect1d(links_a, links_b)
     cos_a, cos_b = links[union] @ va, links[union] @ vb
@@ -266,27 +274,9 @@ def explain_pair(bundle, a: int, b: int, *, limit: int = 10, log=None) -> dict[s
         ]
 
     return {
-        "a": bundle.book_titles[a],
-        "b": bundle.book_titles[b],
+        "a": title_a,
+        "b": title_b,
         "similarity": round(float(va @ vb), 6),
         "shared_links": rows(shared),
         "pulling_links": rows(union),
     }
-
-
-def link_membership(bundle, a: int, b: int, names: Iterable[str]) -> dict[str, str]:
-    """For a people's table: which of the two articles has each link ("both", "A", "B", "")."""
-    in_a = {bundle.link_names[k] for k in observed_links(bundle, a)}
-    in_b = {bundle.link_names[k] for k in observed_links(bundle, b)}
-    marks = {}
-    for name in names:
-        marks[name] = (
-            "both"
-            if name in in_a and name in in_b
-            else "A"
-            if name in in_a
-            else "B"
-            if name in in_b
-            else ""
-        )
-    return marks

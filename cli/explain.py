@@ -56,37 +56,57 @@ def explain(
     """
     import numpy as np
 
-    from bookvec.cli.actions import (
-        explain_pair,
-        link_membership,
-        observed_links,
-        resolve_bundle_book,
-    )
+    from bookvec.cli.actions import explain_sides, observed_links, resolve_bundle_book
+    from bookvec.errors import TitleNotFoundError
 
     bundle = open_model(model)
     bundle.verify(("book_vectors.npy", "link_vectors.npy"))
-    ia = resolve_bundle_book(bundle, a, exact=exact)
-    ib = resolve_bundle_book(bundle, b, exact=exact)
-    if ia == ib:
-        raise typer.BadParameter(f"A and B are the same book ({bundle.book_titles[ia]!r})")
-    result = explain_pair(bundle, ia, ib, limit=limit, log=output.log)
+    books = np.asarray(bundle.book_vectors, dtype=np.float32)
+
+    def side(query: str) -> tuple:
+        """(title, unit vector, link indices, upserted) of a trained or an upserted book."""
+        try:
+            i = resolve_bundle_book(bundle, query, exact=exact)
+        except TitleNotFoundError:
+            from bookvec.cli.catalogue import find_upserted, record_links
+
+            record = find_upserted(query, exact=exact)  # a book added by upsert
+            if record is None:
+                raise
+            vector = np.asarray(record.vector, dtype=np.float32)
+            vector /= max(float(np.linalg.norm(vector)), 1e-12)
+            return record.title, vector, np.asarray(record_links(record, bundle)), True
+        return bundle.book_titles[i], books[i], observed_links(bundle, i, log=output.log), False
+
+    sa, sb = side(a), side(b)
+    if sa[0] == sb[0]:
+        raise typer.BadParameter(f"A and B are the same book ({sa[0]!r})")
+    result = explain_sides(bundle, sa[:3], sb[:3], limit=limit)
+    for key, s in (("a", sa), ("b", sb)):
+        if s[3]:
+            result[f"{key}_upserted"] = True
     if json_:
         output.emit_json(result)
         return
     names = {row["link"] for key in ("shared_links", "pulling_links") for row in result[key]}
-    marks = link_membership(bundle, ia, ib, names)
-    books = np.asarray(bundle.book_vectors, dtype=np.float32)
+    in_a = {bundle.link_names[k] for k in sa[2]}
+    in_b = {bundle.link_names[k] for k in sb[2]}
+    marks = {
+        n: "both" if n in in_a and n in in_b else "A" if n in in_a else "B" if n in in_b else ""
+        for n in names
+    }
     vectors = np.asarray(bundle.link_vectors, dtype=np.float32)
     cosines = {
-        name: tuple(float(vectors[bundle.link_index[name]] @ books[i]) for i in (ia, ib))
+        name: tuple(float(vectors[bundle.link_index[name]] @ s[1]) for s in (sa, sb))
         for name in names
     }
-    links_a, links_b = observed_links(bundle, ia), observed_links(bundle, ib)
+    links_a, links_b = sa[2], sb[2]
     both = len(np.intersect1d(links_a, links_b))
     either = len(np.union1d(links_a, links_b))
     console = output.stdout
     console.print(
-        f"A: {result['a']}\nB: {result['b']}\n"
+        f"A: {result['a']}{' (upserted)' if sa[3] else ''}\n"
+        f"B: {result['b']}{' (upserted)' if sb[3] else ''}\n"
         f"cosine similarity {result['similarity']:.3f}; "
         f"they share {both} of the {either} pages either article links to",
         markup=False,

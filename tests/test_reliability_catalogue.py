@@ -191,6 +191,12 @@ def test_links_and_score_know_upserted_books(mutable_home, tmp_path):
     by_title = {r["title"]: r["score"] for r in rows}
     assert abs(by_title[link] - result["probability"]) < 1e-6
     one_error_line(invoke(["score", "Nowhere Book Zzz", link], mutable_home), "Nowhere")
+    trained = bundle.book_titles[0]
+    why = _json(invoke(["explain", "Upserted Book 1", trained, "--json"], mutable_home))
+    assert why["a"] == "Upserted Book 1" and why["a_upserted"] is True and "b_upserted" not in why
+    assert -1 <= why["similarity"] <= 1 and why["pulling_links"]
+    text = invoke(["explain", "Upserted Book 1", "Upserted Book 2"], mutable_home)
+    assert text.exit_code == 0 and "Upserted Book 2 (upserted)" in text.stdout
 
 
 def test_vectors_export_holds_the_upserted_books_marked(mutable_home, tmp_path):
