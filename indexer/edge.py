@@ -19,7 +19,12 @@ insert releases the GIL, so `_write` converts batch k+1 while Edge writes batch 
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -29,7 +34,14 @@ from typing import Any
 
 import qdrant_edge as edge
 
-from bookvec.errors import ConfigError, DataNotFoundError, StoreError, StoreLockedError
+from bookvec import disk
+from bookvec.errors import (
+    ConfigError,
+    DataNotFoundError,
+    Interrupted,
+    StoreError,
+    StoreLockedError,
+)
 from bookvec.indexer import filters
 from bookvec.indexer.generations import SHARD, GenerationMeta, Layout, Opened, copy_tree
 from bookvec.indexer.ids import point_id
@@ -89,6 +101,8 @@ class EdgeStore:
         self._stamp: tuple[int, int] | None = None
         self._params: edge.SearchParams | None = None
         self._ef_override: int | None = None
+        self._writing: Path | None = None  # the shard directory `_changing` is writing to
+        self._in_place = False  # whether `_changing` writes to the live shard itself
         self._follow()
 
     # --- reading -------------------------------------------------------------------------------
@@ -243,19 +257,32 @@ class EdgeStore:
         if not first or dry_run:
             return report
 
-        with self._changing() as target:
+        stored = 0
 
-            def to_write() -> Iterator[list[Prepared]]:
-                nonlocal report
-                yield first
-                for batch in batches:
-                    items = dedupe(prepare_batch(batch, size))
-                    changed, counts = classify(items, _stored_hashes(target, items))
-                    report = report + counts
-                    if changed:
-                        yield changed
+        def count(n: int) -> None:
+            nonlocal stored
+            stored += n
+            if progress is not None:
+                progress(n)
 
-            _write(target, to_write(), progress)
+        try:
+            with self._changing() as target:
+
+                def to_write() -> Iterator[list[Prepared]]:
+                    nonlocal report
+                    yield first
+                    for batch in batches:
+                        items = dedupe(prepare_batch(batch, size))
+                        changed, counts = classify(items, _stored_hashes(target, items))
+                        report = report + counts
+                        if changed:
+                            yield changed
+
+                _write(target, to_write(), count, room=self._writing)
+        except KeyboardInterrupt:
+            # in place, every batch written is kept (flushed); a copy is thrown away whole
+            kept = stored if self._in_place else 0
+            raise Interrupted(f"{kept} points stored before the interruption", done=kept) from None
         return report
 
     def delete(self, titles: Iterable[str]) -> int:
@@ -297,6 +324,7 @@ class EdgeStore:
         shard = None
         if opened is not None:
             try:
+                _room(opened.path / SHARD, 0, what="opening the store")
                 shard = _load(opened.path / SHARD)
             except BaseException:
                 opened.lock.close()
@@ -347,16 +375,17 @@ class EdgeStore:
         options = options or IndexOptions()
         build = self._layout.new_build()
         try:
-            shard = _create(build / SHARD, vector_size, options)
-            try:
-                items = (dedupe(prepare_batch(batch, vector_size)) for batch in batched(points))
-                _write(shard, items, progress)
-                # Edge builds HNSW only here, and only for segments above the indexing
-                # threshold (~51k 50-d points); below it every search is exact.
-                shard.optimize()
-                shard.flush()
-            finally:
-                shard.close()
+            with disk.guard(self.root, what="building the store"):
+                shard = _create(build / SHARD, vector_size, options)
+                try:
+                    items = (dedupe(prepare_batch(b, vector_size)) for b in batched(points))
+                    _write(shard, items, progress, room=build / SHARD)
+                    # Edge builds HNSW only here, and only for segments above the indexing
+                    # threshold (~51k 50-d points); below it every search is exact.
+                    shard = _optimized(shard, build / SHARD, vector_size)
+                    shard.flush()
+                finally:
+                    shard.close()  # a second close is harmless
         except BaseException:
             shutil.rmtree(build, ignore_errors=True)
             raise
@@ -370,32 +399,54 @@ class EdgeStore:
         copy that is published when the block ends (the others keep reading the original)."""
         with self._layout.writing():
             live, shard = self._require()
+            size = live.meta.vector_size
             if live.lock.upgrade():
                 try:
-                    yield shard
-                    shard.optimize()  # HNSW once the shard outgrows the indexing threshold
+                    with disk.guard(self.root, what="writing to the store"):
+                        self._writing, self._in_place = live.path / SHARD, True
+                        yield shard
+                        shard.flush()  # stored, whatever happens to the optimizer
+                        if _needs_index(shard, size):  # HNSW: the shard outgrew the threshold
+                            shard.close()
+                            try:
+                                _optimize_in_child(live.path / SHARD, in_place=True)
+                            finally:
+                                self._shard = shard = _load(live.path / SHARD)
+                        else:
+                            shard.optimize()
                 finally:
                     shard.flush()
                     live.lock.downgrade()
                 self._layout.collect_garbage(keep=live.name)
                 return
             build = self._layout.new_build()
+            copy = None
             try:
-                copy_tree(live.path / SHARD, build / SHARD)
-                copy = _load(build / SHARD)
-                try:
+                with disk.guard(self.root, what="copying the store to change it"):
+                    _, _, apparent = disk.sparse_sizes(live.path / SHARD)
+                    disk.require(self.root, apparent, what="copying the store to change it")
+                    copy_tree(live.path / SHARD, build / SHARD)
+                    copy = _load(build / SHARD)
+                    self._writing, self._in_place = build / SHARD, False
                     yield copy
-                    copy.optimize()
+                    copy = _optimized(copy, build / SHARD, size)
                     copy.flush()
-                finally:
-                    copy.close()
             except BaseException:
+                if copy is not None:
+                    copy.close()  # a second close is harmless
                 shutil.rmtree(build, ignore_errors=True)
                 raise
+            copy.close()
             self._publish(build, live.meta)
 
     def _publish(self, build: Path, meta: GenerationMeta) -> None:
-        name = self._layout.publish(build, meta)
+        try:
+            with disk.guard(self.root, disk.MB, what="publishing the new generation"):
+                name = self._layout.publish(build, meta)
+        except BaseException:
+            if build.exists():  # not renamed: the old generation stays live
+                shutil.rmtree(build, ignore_errors=True)
+            raise
         self._follow()
         self._layout.collect_garbage(keep=name)
 
@@ -502,11 +553,16 @@ def _load(path: Path) -> edge.EdgeShard:
 
 
 def _write(
-    shard: edge.EdgeShard, batches: Iterable[list[Prepared]], progress: Progress | None
+    shard: edge.EdgeShard,
+    batches: Iterable[list[Prepared]],
+    progress: Progress | None,
+    *,
+    room: Path | None = None,
 ) -> None:
     """Upsert batches, converting batch k+1 to Edge points (Python, holds the GIL) while Edge
     inserts batch k in a worker thread (Rust, releases the GIL). `progress` runs here, in the
-    calling thread, once a batch is stored."""
+    calling thread, once a batch is stored. `room`: the shard directory (or the store root,
+    for the shard open here) whose disk must hold each batch before it is sent."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     pending: tuple[Future[None], int] | None = None
@@ -515,8 +571,8 @@ def _write(
         nonlocal pending
         if pending is not None:
             future, count = pending
-            pending = None
             future.result()
+            pending = None
             if progress is not None:
                 progress(count)
 
@@ -526,11 +582,108 @@ def _write(
                 points = [edge.Point(item.id, item.vector, item.payload) for item in items]
                 operation = edge.UpdateOperation.upsert_points(points)
                 finish()
+                if room is not None:
+                    _room(room, len(items) * _point_bytes(items[0]), what="writing points")
                 pending = (pool.submit(shard.update, operation), len(items))
             finish()
         finally:
-            if pending is not None:  # failed while converting: let the running write end
-                pending[0].exception()
+            if pending is not None:  # failed or interrupted: let the running write end, and
+                # count it if it was stored (an interrupted upsert says how many were)
+                if pending[0].exception() is None and progress is not None:
+                    progress(pending[1])
+
+
+def _point_bytes(item: Prepared) -> int:
+    """What one point may take on disk: its vector, its payload and their indexes (generous)."""
+    return 8 * len(item.vector) + 4 * len(str(item.payload)) + 512
+
+
+def _room(shard_dir: Path, need: int, *, what: str) -> None:
+    """Enough free space for `need` more bytes in a shard: its preallocated holes (Edge may
+    touch any of them, SIGBUS if the disk cannot give the page) and the biggest file it may
+    add next, on top."""
+    holes, biggest, _ = disk.sparse_sizes(shard_dir)
+    disk.require(shard_dir, holes + biggest + need, what=what)
+
+
+# A child process optimizes a shard big enough to get an HNSW graph: optimize() holds the GIL
+# for its whole run (37 s at 80k points here), so in-process no Ctrl-C or SIGTERM could be
+# handled until it ends. The child is in its own session: the terminal's Ctrl-C reaches only
+# this process, which stops the child or lets it finish.
+_OPTIMIZE = (
+    "import sys, qdrant_edge as e\n"
+    "s = e.EdgeShard.load(sys.argv[1]); s.optimize(); s.flush(); s.close()\n"
+)
+
+
+def _needs_index(shard: edge.EdgeShard, vector_size: int) -> bool:
+    """Enough points outside any HNSW graph for optimize() to build one (a long job)."""
+    info = shard.info()
+    return info.points_count - info.indexed_vectors_count >= indexing_threshold(vector_size)
+
+
+def _optimized(shard: edge.EdgeShard, path: Path, vector_size: int) -> edge.EdgeShard:
+    """A build's shard (at `path`) after Edge's optimizers; Ctrl-C stops them at once."""
+    if not _needs_index(shard, vector_size):
+        shard.optimize()
+        return shard
+    shard.close()
+    _optimize_in_child(path, in_place=False)
+    return _load(path)
+
+
+def _optimize_in_child(path: Path, *, in_place: bool) -> None:
+    """optimize() the closed shard at `path` in a child process. Ctrl-C (or SIGTERM) kills
+    it at once for a build that will be thrown away; for the live shard changed in place it
+    lets it finish, saying so."""
+    _, _, apparent = disk.sparse_sizes(path)
+    disk.require(path, apparent, what="building the HNSW index")  # new segments: a copy
+    with tempfile.TemporaryFile() as log:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _OPTIMIZE, str(path)], start_new_session=True, stderr=log
+        )
+        try:
+            _wait_for(child, in_place)
+        except BaseException:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            raise
+        log.seek(0)
+        error = log.read()[-4000:].decode(errors="replace")
+    if child.returncode != 0:
+        if disk.is_full(Exception(error)):
+            raise disk.full(path, apparent, what="building the HNSW index")
+        last = (error.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
+        raise StoreError(f"building the HNSW index of {path} failed: {last}")
+
+
+def _wait_for(child: subprocess.Popen, in_place: bool) -> None:
+    try:
+        child.wait()
+    except KeyboardInterrupt:
+        if not in_place:
+            raise
+        warnings.warn(
+            "finishing the HNSW index of the live store: it cannot be cut short safely "
+            "(the books are stored; this takes under a minute per 100,000 books)",
+            stacklevel=2,
+        )
+        with _ignoring(signal.SIGINT), _ignoring(signal.SIGTERM):
+            child.wait()
+
+
+@contextmanager
+def _ignoring(signum: int) -> Iterator[None]:
+    try:
+        previous = signal.signal(signum, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)
 
 
 def _one_shard(shards: int | None, replicas: int | None) -> None:

@@ -29,6 +29,7 @@ from bookvec.errors import (
     BookvecError,
     ConfigError,
     DataNotFoundError,
+    Interrupted,
     ModelMismatchError,
     StoreError,
 )
@@ -323,6 +324,28 @@ class ServerStore:
             self._check_writable()
         size = self._vector_size()
         total = UpsertReport(0, 0, 0)
+        stored = 0
+
+        def count(n: int) -> None:
+            nonlocal stored
+            stored += n
+            if progress is not None:
+                progress(n)
+
+        try:
+            return self._upsert(points, size, total, count, dry_run)
+        except KeyboardInterrupt:  # each upload that returned is stored (wait=True)
+            message = f"{stored} points stored before the interruption"
+            raise Interrupted(message, done=stored) from None
+
+    def _upsert(
+        self,
+        points: Iterable[BookPoint],
+        size: int,
+        total: UpsertReport,
+        progress: Progress,
+        dry_run: bool,
+    ) -> UpsertReport:
         for batch in batched(points):
             items = dedupe(prepare_batch(batch, size))
             stored: dict[str, str | None] = {}
