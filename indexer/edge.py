@@ -78,6 +78,7 @@ SCROLL_PAGE = 1000
 # points scores them exactly through the payload index instead of walking the graph.
 INDEXING_THRESHOLD_KB = 10_000
 FULL_SCAN_THRESHOLD_KB = 10_000
+FRESH_SHARD = 100 << 20  # bytes a new, empty shard preallocates (97 MB apparent for 50-d)
 
 
 def indexing_threshold(vector_size: int) -> int:
@@ -324,7 +325,7 @@ class EdgeStore:
         shard = None
         if opened is not None:
             try:
-                _room(opened.path / SHARD, 0, what="opening the store")
+                _room(opened.path / SHARD, 0, what="opening the store", grows=False)
                 shard = _load(opened.path / SHARD)
             except BaseException:
                 opened.lock.close()
@@ -376,6 +377,11 @@ class EdgeStore:
         build = self._layout.new_build()
         try:
             with disk.guard(self.root, what="building the store"):
+                # Edge touches the files it preallocates as it creates them: room for a shard
+                # the size of the live one first (SIGBUS otherwise)
+                live = self._live.path / SHARD if self._live is not None else None
+                apparent = disk.sparse_sizes(live)[2] if live is not None else 0
+                disk.require(self.root, max(apparent, FRESH_SHARD), what="building the store")
                 shard = _create(build / SHARD, vector_size, options)
                 try:
                     items = (dedupe(prepare_batch(b, vector_size)) for b in batched(points))
@@ -598,12 +604,12 @@ def _point_bytes(item: Prepared) -> int:
     return 8 * len(item.vector) + 4 * len(str(item.payload)) + 512
 
 
-def _room(shard_dir: Path, need: int, *, what: str) -> None:
+def _room(shard_dir: Path, need: int, *, what: str, grows: bool = True) -> None:
     """Enough free space for `need` more bytes in a shard: its preallocated holes (Edge may
-    touch any of them, SIGBUS if the disk cannot give the page) and the biggest file it may
-    add next, on top."""
+    touch any of them, SIGBUS if the disk cannot give the page) and, when it `grows`, the
+    biggest file it may add next, on top."""
     holes, biggest, _ = disk.sparse_sizes(shard_dir)
-    disk.require(shard_dir, holes + biggest + need, what=what)
+    disk.require(shard_dir, holes + (biggest if grows else 0) + need, what=what)
 
 
 # A child process optimizes a shard big enough to get an HNSW graph: optimize() holds the GIL
