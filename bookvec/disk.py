@@ -63,7 +63,9 @@ def sparse_sizes(root: str | Path) -> tuple[int, int, int]:
 
 def full(path: str | Path, need: int = UNKNOWN_NEED, *, what: str | None = None) -> DiskFullError:
     """The error for a write of `need` bytes under `path` that does not fit."""
-    short = max(need - free_bytes(path), 0) if need else 0
+    short = need - free_bytes(path)
+    if short <= 0:  # the disk said full though it seemed to have room (a quota, a low guess)
+        short = need
     return DiskFullError(mount_point(path), max(1, math.ceil(short / MB)), what=what)
 
 

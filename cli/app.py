@@ -8,16 +8,15 @@ the same way: temporary files removed, what was stored said).
 from __future__ import annotations
 
 import os
-import signal
 
 import typer
 from typer.core import TyperGroup
 
 from bookvec import __version__, settings
 from bookvec.errors import BookvecError, Interrupted
+from bookvec.signals import received
 
 INTERRUPTED = "nothing stored was changed by the unfinished step."
-_signal = {"received": signal.SIGINT}
 
 
 class BookvecGroup(TyperGroup):
@@ -52,18 +51,16 @@ class BookvecGroup(TyperGroup):
         except KeyboardInterrupt as exc:
             message = exc.message if isinstance(exc, Interrupted) else INTERRUPTED
             typer.echo(f"Interrupted: {message}", err=True)
-            ctx.exit(128 + _signal["received"])
+            ctx.exit(128 + received["signal"])
 
 
 def handle_sigterm() -> None:
     """SIGTERM raises KeyboardInterrupt, as Ctrl-C does: the same clean-up runs (the default
-    would end the process where it stands, leaving temporary files and half builds)."""
+    would end the process where it stands, leaving temporary files and half builds). Both
+    reach the main thread whichever thread the kernel picks (see bookvec.signals)."""
+    from bookvec.signals import route_to_main_thread
 
-    def terminate(signum, frame) -> None:
-        _signal["received"] = signum
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
+    route_to_main_thread()
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -19,7 +19,6 @@ insert releases the GIL, so `_write` converts batch k+1 while Edge writes batch 
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -582,7 +581,11 @@ def _write(
             if progress is not None:
                 progress(count)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="bookvec-edge-write") as pool:
+    from bookvec.signals import block_in_this_thread
+
+    with ThreadPoolExecutor(
+        1, thread_name_prefix="bookvec-edge-write", initializer=block_in_this_thread
+    ) as pool:
         try:
             for items in batches:
                 points = [edge.Point(item.id, item.vector, item.payload) for item in items]
@@ -675,21 +678,11 @@ def _wait_for(child: subprocess.Popen, in_place: bool) -> None:
             "(the books are stored; this takes under a minute per 100,000 books)",
             stacklevel=2,
         )
-        with _ignoring(signal.SIGINT), _ignoring(signal.SIGTERM):
-            child.wait()
-
-
-@contextmanager
-def _ignoring(signum: int) -> Iterator[None]:
-    try:
-        previous = signal.signal(signum, signal.SIG_IGN)
-    except ValueError:  # not the main thread: signals are not ours to handle
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signum, previous)
+        while child.poll() is None:  # a second Ctrl-C waits too
+            try:
+                child.wait()
+            except KeyboardInterrupt:
+                continue
 
 
 def _one_shard(shards: int | None, replicas: int | None) -> None:

@@ -550,7 +550,11 @@ class ServerStore:
                 wait=True,
             )
 
-        with ThreadPoolExecutor(workers, thread_name_prefix="bookvec-upload") as pool:
+        from bookvec.signals import block_in_this_thread
+
+        with ThreadPoolExecutor(
+            workers, thread_name_prefix="bookvec-upload", initializer=block_in_this_thread
+        ) as pool:
             try:
                 for prepared in batches:
                     for request in batched(prepared, self.options.batch_size):

@@ -24,6 +24,12 @@ from tests.conftest import invoke, one_error_line
 pytestmark = pytest.mark.slow
 
 
+def _default_sigint() -> None:
+    # a runner started in the background may ignore SIGINT, and children inherit that:
+    # give the child the default, as a terminal would (Python then raises KeyboardInterrupt)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _bookvec(args: list[str], home: Path, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "BOOKVEC_HOME": str(home)}
     return subprocess.Popen(
@@ -31,6 +37,7 @@ def _bookvec(args: list[str], home: Path, **kwargs) -> subprocess.Popen:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_default_sigint,
         **kwargs,
     )
 
@@ -130,7 +137,7 @@ def test_an_index_that_does_not_fit_is_one_line_and_the_old_generation_stays(
 
 
 def _enospc(*args, **kwargs):
-    raise OSError(errno.ENOSPC, "No space left on device", str(args[0]) if args else None)
+    raise OSError(errno.ENOSPC, "No space left on device")
 
 
 def test_a_store_write_refused_for_space_changes_nothing(mutable_home, tmp_path, monkeypatch):
@@ -155,7 +162,7 @@ def test_a_full_disk_while_writing_the_model_is_one_line(trained_home, small_cor
     shutil.copytree(trained_home, home, symlinks=True)
     current = (home / "models" / "CURRENT").read_text()
     monkeypatch.setattr(bundle, "sha256_of", _enospc)  # commit hashes each file: fail there
-    args = ["train", "--data", str(small_corpus), "--epochs", "1", "--no-evaluate"]
+    args = ["-q", "train", "--data", str(small_corpus), "--epochs", "1", "--no-evaluate"]
     result = invoke(args, home)
     one_error_line(result, "no space left on", "writing the model", "MB and retry")
     assert (home / "models" / "CURRENT").read_text() == current
@@ -320,6 +327,7 @@ def test_ctrl_c_during_an_hnsw_build_takes_effect_at_once(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
     assert proc.stdout.readline().strip() == "written"
     time.sleep(1.5)  # the optimizer is running (about 20-40 s for 60k points here)
