@@ -94,3 +94,22 @@ class StoreLockedError(StoreError):
 
 class ModelMismatchError(StoreError):
     """The collection holds vectors of another model (or another vector size)."""
+
+
+class DiskFullError(BookvecError):
+    """A write would not fit (or did not fit) on the disk: ``device`` is its mount point."""
+
+    def __init__(self, device: str, need_mb: int, *, what: str | None = None) -> None:
+        self.device = device
+        self.need_mb = need_mb
+        doing = f" ({what})" if what else ""
+        super().__init__(f"no space left on {device}{doing}: free {need_mb} MB and retry")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, carrying what had been done when it came (the CLI prints it)."""
+
+    def __init__(self, message: str, *, done: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.done = done

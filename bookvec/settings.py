@@ -93,3 +93,34 @@ class QdrantSettings:
             api_key=os.environ.get(ENV_QDRANT_API_KEY) or None,
             collection=os.environ.get(ENV_COLLECTION) or DEFAULT_COLLECTION,
         )
+
+
+def check_url(url: str) -> str:
+    """A Qdrant server URL, checked before any client is built: http(s), a host, a port in
+    1..65535. Raises ConfigError naming what is wrong (credentials in it are not repeated)."""
+    from urllib.parse import urlsplit
+
+    from bookvec.errors import ConfigError
+
+    text = url.strip()
+    hint = f"give e.g. http://localhost:6333 (--url or {ENV_QDRANT_URL})"
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"the Qdrant URL is malformed: {why}", hint=hint)
+
+    if not text:
+        raise bad("it is empty")
+    if any(ord(c) < 33 or ord(c) == 127 for c in text):
+        raise bad("it holds spaces or control characters")
+    try:
+        parts = urlsplit(text if "://" in text else f"http://{text}")
+        host, port = parts.hostname, parts.port  # port: ValueError if not 0..65535 digits
+    except ValueError as exc:
+        raise bad(str(exc).replace("Port", "port")) from None
+    if parts.scheme not in ("http", "https"):
+        raise bad(f"scheme {parts.scheme!r}: use http:// or https://")
+    if not host:
+        raise bad("it names no host")
+    if port == 0:
+        raise bad("port 0 is not a port a server listens on")
+    return text

@@ -1,7 +1,8 @@
 """The Typer application and the one place where library errors become messages and exit codes.
 
 Exit codes: 0 ok; 1 a user or data error (one line on stderr saying how to fix it);
-2 a usage error (Click's own); 130 interrupted.
+2 a usage error (Click's own); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM, handled
+the same way: temporary files removed, what was stored said).
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import typer
 from typer.core import TyperGroup
 
 from bookvec import __version__, settings
-from bookvec.errors import BookvecError
+from bookvec.errors import BookvecError, Interrupted
+from bookvec.signals import received
+
+INTERRUPTED = "nothing stored was changed by the unfinished step."
 
 
 class BookvecGroup(TyperGroup):
@@ -31,6 +35,12 @@ class BookvecGroup(TyperGroup):
         except BrokenPipeError:
             raise  # stdout closed early (`| head`): nothing to say
         except OSError as exc:  # the file system said no: a full disk, a file where a dir goes
+            from bookvec import disk
+
+            if disk.is_full(exc):
+                error = disk.full(exc.filename or settings.home())
+                typer.echo(f"Error: {error}", err=True)
+                ctx.exit(1)
             where = f": {exc.filename}" if exc.filename else ""
             typer.echo(
                 f"Error: {exc.strerror or exc}{where} (check that BOOKVEC_HOME and the paths "
@@ -38,9 +48,19 @@ class BookvecGroup(TyperGroup):
                 err=True,
             )
             ctx.exit(1)
-        except KeyboardInterrupt:
-            typer.echo("Interrupted: nothing stored was changed by the unfinished step.", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as exc:
+            message = exc.message if isinstance(exc, Interrupted) else INTERRUPTED
+            typer.echo(f"Interrupted: {message}", err=True)
+            ctx.exit(128 + received["signal"])
+
+
+def handle_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does: the same clean-up runs (the default
+    would end the process where it stands, leaving temporary files and half builds). Both
+    reach the main thread whichever thread the kernel picks (see bookvec.signals)."""
+    from bookvec.signals import route_to_main_thread
+
+    route_to_main_thread()
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

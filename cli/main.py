@@ -23,10 +23,11 @@ from bookvec.cli import (  # noqa: F401
     upsert,
     vectors,
 )
-from bookvec.cli.app import app
+from bookvec.cli.app import app, handle_sigterm
 
 
 def main() -> None:
+    handle_sigterm()
     app()
 
 

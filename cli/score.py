@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,10 +47,12 @@ def _pairs_format(source: str, format: str | None, data: bytes) -> str:
 
 
 def _read_source(source: str) -> tuple[bytes, str]:
+    from bookvec import inputs
+
     if source == "-":
-        return sys.stdin.buffer.read(), "<stdin>"
+        return inputs.stdin_binary().read(), "<stdin>"
     path = Path(source)
-    if not path.is_file():
+    if not inputs.readable(path):  # a FIFO (`<(...)`) is fine, a directory not
         raise InputError("no such file", path=source, hint="check the path, or use - for stdin")
     return path.read_bytes(), source
 
@@ -111,8 +112,8 @@ def read_pairs(
                 continue
             try:
                 record = json.loads(line)
-            except ValueError as exc:
-                bad(number, f"not JSON ({exc.msg})")
+            except ValueError as exc:  # also an integer past Python's digit limit
+                bad(number, f"not JSON ({getattr(exc, 'msg', None) or str(exc).split(';')[0]})")
                 continue
             if isinstance(record, dict) and all(
                 isinstance(record.get(key), str) and record[key] for key in ("book", "link")

@@ -36,9 +36,10 @@ def run_training(
     resume: bool = False,
     evaluate: bool = True,
 ):
+    from bookvec import inputs
     from bookvec.model.pipeline import train_bundle
 
-    if not data.is_file():
+    if not inputs.readable(data):  # a FIFO (`--data <(zcat books.gz)`) is fine
         raise DataNotFoundError(f"no corpus file {data}", hint="check the path given to --data")
     return train_bundle(
         data,

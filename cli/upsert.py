@@ -65,7 +65,8 @@ def upsert(
         None,
         "--rejects",
         metavar="FILE",
-        help="Also write the rejected records to FILE, one JSON line each: line, title, reason.",
+        help="Also write every rejected record to FILE, one JSON line each: line, title, "
+        "reason (streamed; the --json report lists only the first 100).",
         show_default=False,
     ),
     model: ModelOption = None,
@@ -79,12 +80,15 @@ def upsert(
     Input: the 6-field Wikipedia ndjson, or JSONL lines like
     {"title": "My Book", "links": ["J. R. R. Tolkien", "Fantasy"], "genres": ["fantasy"]}.
     Streamed in batches of 2,048 books (any file size; progress on stderr). Running the same
-    file twice changes nothing; counts are reported as added / updated / unchanged.
+    file twice changes nothing; counts are reported as added / updated / unchanged. The --json
+    report's "rejected" counts every rejected record, its "rejects" lists the first 100
+    ("rejects_listed" says how many); --rejects FILE has them all. An input whose every record
+    is rejected exits 1.
 
     Examples: bookvec upsert new_books.jsonl
     zcat books.ndjson.gz | bookvec upsert - --skip-invalid --rejects rejects.jsonl --json
     """
-    from bookvec.cli.progress import counting_progress
+    from bookvec.cli.rejects import Rejects
     from bookvec.model.corpus import read_books
     from bookvec.model.runtime import Runtime
 
@@ -92,10 +96,20 @@ def upsert(
         _check_writable_dir(rejects_file)
     bundle = open_model(model)
     bundle.verify(("fold_in.onnx", "links.parquet"))
-    rejects: list = []
-    books = read_books(file, format=format, skip_invalid=skip_invalid, rejects=rejects)
-    runtime = Runtime(bundle.path)
-    rejected: list = []
+    rejects = Rejects(rejects_file)
+    try:
+        books = read_books(file, format=format, skip_invalid=skip_invalid, rejects=rejects)
+        runtime = Runtime(bundle.path)
+        counts = _store(books, bundle, runtime, rejects, dry_run, url, api_key, collection)
+        rejects.commit()
+    finally:
+        rejects.discard()  # nothing left to remove once committed
+    _report(counts, rejects, dry_run=dry_run, json_=json_, rejects_file=rejects_file)
+
+
+def _store(books, bundle, runtime, rejects, dry_run, url, api_key, collection) -> dict[str, int]:
+    from bookvec.cli.progress import counting_progress
+    from bookvec.errors import Interrupted
 
     store = open_store(url, api_key, collection, read_only=dry_run)
     try:
@@ -107,45 +121,72 @@ def upsert(
                 hint="run `bookvec index` to rebuild it with the current model, then upsert",
             )
         with counting_progress("upserting") as advance:
-            points = folded_points(books, bundle, runtime, rejected, advance)
+            points = folded_points(rejects.books(books), bundle, runtime, rejects, advance)
             if info is None and dry_run:  # nothing stored yet: every book would be new
                 added = len({point.title for point in points})
-                counts = {"added": added, "updated": 0, "unchanged": 0}
-            else:
-                if info is None:
-                    store.ensure_collection(vector_size=bundle.dim, model_version=bundle.model_id)
+                return {"added": added, "updated": 0, "unchanged": 0}
+            if info is None:
+                store.ensure_collection(vector_size=bundle.dim, model_version=bundle.model_id)
+            try:
                 result = store.upsert(points, dry_run=dry_run)
-                counts = {
-                    "added": result.added,
-                    "updated": result.updated,
-                    "unchanged": result.unchanged,
-                }
+            except Interrupted as exc:
+                raise Interrupted(_interrupted(exc.done), done=exc.done) from None
+            return {"added": result.added, "updated": result.updated, "unchanged": result.unchanged}
     finally:
         store.close()
-    all_rejected = sorted([*rejects, *rejected], key=lambda r: (r[0] is None, r[0] or 0))
+
+
+def _interrupted(stored: int) -> str:
+    if not stored:
+        return "no book was stored; nothing stored was changed."
+    return (
+        f"{stored:,} books were stored before the interruption; running the same command "
+        "again completes the rest (books already stored are not written twice)."
+    )
+
+
+def _report(counts, rejects, *, dry_run: bool, json_: bool, rejects_file: str | None) -> None:
+    """The counts on stdout (the --json report lists the first rejects.KEEP rejects, its
+    "rejected" is the whole count); at most rejects.WARN rejects as warnings on stderr. An
+    input in which every record was rejected exits 1."""
+    from bookvec.cli.rejects import WARN, as_dict
+    from bookvec.errors import InputError
+
     report: dict[str, Any] = {
         **counts,
-        "rejected": len(all_rejected),
-        "rejects": [
-            {"line": line, "title": title, "reason": reason} for line, title, reason in all_rejected
-        ],
+        "rejected": rejects.count,
+        "rejects": [as_dict(item) for item in rejects.kept],
+        "rejects_listed": len(rejects.kept),
         "dry_run": dry_run,
     }
-    if rejects_file is not None:
-        _write_rejects(rejects_file, report["rejects"])
     if json_:
         output.emit_json(report)
-        return
-    verb = "would be" if dry_run else "were"
-    output.stdout.print(
-        f"{report['added']} added, {report['updated']} updated, "
-        f"{report['unchanged']} unchanged, {report['rejected']} rejected"
-        + (f" ({verb} not stored: dry run)" if dry_run else ""),
-        markup=False,
-    )
-    for item in report["rejects"]:
-        where = f"line {item['line']}" if item["line"] is not None else "record"
-        output.warn(f"rejected {where} {item['title']!r}: {item['reason']}")
+    else:
+        verb = "would be" if dry_run else "were"
+        output.stdout.print(
+            f"{report['added']} added, {report['updated']} updated, "
+            f"{report['unchanged']} unchanged, {report['rejected']} rejected"
+            + (f" ({verb} not stored: dry run)" if dry_run else ""),
+            markup=False,
+        )
+        for item in report["rejects"][:WARN]:
+            where = f"line {item['line']}" if item["line"] is not None else "record"
+            output.warn(f"rejected {where} {item['title']!r}: {item['reason']}")
+        more = rejects.count - min(WARN, len(rejects.kept))
+        if more > 0:
+            listed = (
+                f"every one is in {rejects_file}"
+                if rejects_file
+                else "give --rejects FILE to list them all"
+            )
+            output.warn(f"... and {more:,} more rejected records: {listed}")
+    stored = counts["added"] + counts["updated"] + counts["unchanged"]
+    if rejects.count and not stored:
+        raise InputError(
+            f"every record was rejected ({rejects.count:,}); nothing was stored",
+            hint="see the reasons "
+            + (f"in {rejects_file}" if rejects_file else "above, or give --rejects FILE"),
+        )
 
 
 def _check_writable_dir(path: str) -> None:
@@ -160,26 +201,3 @@ def _check_writable_dir(path: str) -> None:
             f"--rejects {path}: the directory {parent} does not exist",
             hint="create it first, or give another path",
         )
-
-
-def _write_rejects(path: str, rejects: list[dict[str, Any]]) -> None:
-    """The rejected records as JSON lines, written whole (a temporary file, then renamed)."""
-    import json
-    import os
-    from pathlib import Path
-
-    from bookvec.errors import ConfigError
-
-    target = Path(path).expanduser()
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for item in rejects:
-                handle.write(json.dumps(item, ensure_ascii=False) + "\n")
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(
-            f"--rejects {path}: cannot write it: {exc.strerror or exc}",
-            hint="give a path in a writable directory",
-        ) from None

@@ -19,7 +19,11 @@ insert releases the GIL, so `_write` converts batch k+1 while Edge writes batch 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -29,7 +33,14 @@ from typing import Any
 
 import qdrant_edge as edge
 
-from bookvec.errors import ConfigError, DataNotFoundError, StoreError, StoreLockedError
+from bookvec import disk
+from bookvec.errors import (
+    ConfigError,
+    DataNotFoundError,
+    Interrupted,
+    StoreError,
+    StoreLockedError,
+)
 from bookvec.indexer import filters
 from bookvec.indexer.catalogue import (
     SOURCE_FIELD,
@@ -85,6 +96,7 @@ FULL_SCAN_THRESHOLD_KB = 10_000
 # Opening a generation checks its point count (one exact count); the id checksum too up to this
 # many points (a scroll of ids: ~N us per point).
 VERIFY_IDS_UP_TO = 200_000
+FRESH_SHARD = 100 << 20  # bytes a new, empty shard preallocates (97 MB apparent for 50-d)
 
 
 UNSEEN = (-1, -1)  # a pointer stamp no file has: the next call opens the store
@@ -120,6 +132,8 @@ class EdgeStore:
         self._stamp: tuple[int, int] | None = UNSEEN
         self._params: edge.SearchParams | None = None
         self._ef_override: int | None = None
+        self._writing: Path | None = None  # the shard directory `_changing` is writing to
+        self._published = False  # whether the last `_changing` published its copy
         self._follow()
 
     # --- reading -------------------------------------------------------------------------------
@@ -277,25 +291,40 @@ class EdgeStore:
             return report
 
         first_new = [item.id for item in first if item.id not in first_stored]
-        with self._changing() as (target, toggled):
+        stored = 0
 
-            def logged(items: list[Prepared], new_ids: list[str]) -> list[Prepared]:
-                self._catalogue.append_puts((item.title, item.payload) for item in items)
-                toggled.extend(new_ids)  # the catalogue first: a crash after it loses nothing
-                return items
+        def count(n: int) -> None:
+            nonlocal stored
+            stored += n
+            if progress is not None:
+                progress(n)
 
-            def to_write() -> Iterator[list[Prepared]]:
-                nonlocal report
-                yield logged(first, first_new)
-                for batch in batches:
-                    items = dedupe(prepare_batch(batch, size))
-                    stored = _stored_hashes(target, items)
-                    changed, counts = classify(items, stored)
-                    report = report + counts
-                    if changed:
-                        yield logged(changed, [i.id for i in changed if i.id not in stored])
+        try:
+            with self._changing() as (target, toggled):
 
-            _write(target, to_write(), progress)
+                def logged(items: list[Prepared], new_ids: list[str]) -> list[Prepared]:
+                    self._catalogue.append_puts((item.title, item.payload) for item in items)
+                    toggled.extend(new_ids)  # the catalogue first: a crash after it loses nothing
+                    return items
+
+                def to_write() -> Iterator[list[Prepared]]:
+                    nonlocal report
+                    yield logged(first, first_new)
+                    for batch in batches:
+                        items = dedupe(prepare_batch(batch, size))
+                        stored_hashes = _stored_hashes(target, items)
+                        changed, counts = classify(items, stored_hashes)
+                        report = report + counts
+                        if changed:
+                            yield logged(
+                                changed, [i.id for i in changed if i.id not in stored_hashes]
+                            )
+
+                _write(target, to_write(), count, room=self._writing)
+        except KeyboardInterrupt:
+            # the whole batches written before it are published (see _changing), or nothing
+            kept = stored if self._published else 0
+            raise Interrupted(f"{kept} points stored before the interruption", done=kept) from None
         return report
 
     def delete(self, titles: Iterable[str]) -> int:
@@ -361,6 +390,7 @@ class EdgeStore:
         shard = None
         if opened is not None:
             try:
+                _room(opened.path / SHARD, 0, what="opening the store", grows=False)
                 shard = _load(opened.path / SHARD)
                 _verify(opened, shard)
             except StoreLockedError:
@@ -427,7 +457,6 @@ class EdgeStore:
         options = options or IndexOptions()
         build = self._layout.new_build()
         try:
-            shard = _create(build / SHARD, vector_size, options)
             upserted: dict[str, dict[str, Any]] = {}
 
             def noted(batch: list[Prepared]) -> list[Prepared]:
@@ -438,18 +467,23 @@ class EdgeStore:
                         upserted.pop(item.title, None)
                 return batch
 
-            try:
-                items = (
-                    noted(dedupe(prepare_batch(batch, vector_size))) for batch in batched(points)
-                )
-                _write(shard, items, progress)
-                # Edge builds HNSW only here, and only for segments above the indexing
-                # threshold (~51k 50-d points); below it every search is exact.
-                shard.optimize()
-                shard.flush()
-                count, ids = _census(shard)
-            finally:
-                shard.close()
+            with disk.guard(self.root, what="building the store"):
+                # Edge touches the files it preallocates as it creates them: room for a shard
+                # the size of the live one first (SIGBUS otherwise)
+                live = self._live.path / SHARD if self._live is not None else None
+                apparent = disk.sparse_sizes(live)[2] if live is not None else 0
+                disk.require(self.root, max(apparent, FRESH_SHARD), what="building the store")
+                shard = _create(build / SHARD, vector_size, options)
+                try:
+                    items = (noted(dedupe(prepare_batch(b, vector_size))) for b in batched(points))
+                    _write(shard, items, progress, room=build / SHARD)
+                    # Edge builds HNSW only here, and only for segments above the indexing
+                    # threshold (~51k 50-d points); below it every search is exact.
+                    shard = _optimized(shard, build / SHARD, vector_size)
+                    shard.flush()
+                    count, ids = _census(shard)
+                finally:
+                    shard.close()  # a second close is harmless
         except BaseException:
             shutil.rmtree(build, ignore_errors=True)
             raise
@@ -473,29 +507,40 @@ class EdgeStore:
             live, _ = self._require()
             if not self._catalogue.exists():  # a store from before the log: seed it once
                 self._catalogue.rewrite(_scan_upserted(self._shard))
+            size = live.meta.vector_size
+            self._published = False
             build = self._layout.new_build()
             toggled: list[str] = []
             failure: BaseException | None = None
+            copy = None
             try:
-                copy_tree(live.path / SHARD, build / SHARD)
-                copy = _load(build / SHARD)
-                try:
+                with disk.guard(self.root, what="copying the store to change it"):
+                    _, _, apparent = disk.sparse_sizes(live.path / SHARD)
+                    disk.require(self.root, apparent, what="copying the store to change it")
+                    copy_tree(live.path / SHARD, build / SHARD)
+                    copy = _load(build / SHARD)
+                    self._writing = build / SHARD
                     try:
-                        yield copy, toggled
-                    except BaseException as exc:  # noqa: BLE001 - re-raised below
-                        failure = exc
-                    if failure is None:
-                        copy.optimize()  # HNSW once the shard outgrows the indexing threshold
-                    if failure is None or toggled:
-                        copy.flush()
-                        meta = (
-                            _changed_meta(live.meta, copy, toggled, deleting)
-                            if failure is None
-                            else _census_meta(live.meta, copy)
-                        )
-                finally:
-                    copy.close()
+                        try:
+                            yield copy, toggled
+                        except BaseException as exc:  # noqa: BLE001 - re-raised below
+                            failure = exc
+                            if disk.is_full(exc):
+                                failure = disk.full(self.root, what="writing to the store")
+                        if failure is None:  # HNSW once the shard outgrows the threshold
+                            copy = _optimized(copy, build / SHARD, size)
+                        if failure is None or toggled:
+                            copy.flush()
+                            meta = (
+                                _changed_meta(live.meta, copy, toggled, deleting)
+                                if failure is None
+                                else _census_meta(live.meta, copy)
+                            )
+                    finally:
+                        copy.close()  # a second close is harmless
             except BaseException:
+                if copy is not None:
+                    copy.close()  # a second close is harmless
                 shutil.rmtree(build, ignore_errors=True)
                 if failure is not None:
                     raise failure from None
@@ -505,6 +550,7 @@ class EdgeStore:
                 raise failure
             floor = meta.points + deleting if meta.points is not None else None
             self._publish(build, meta, floor=floor, superseded=live.name)
+            self._published = True
             if failure is not None:
                 raise failure
 
@@ -516,7 +562,13 @@ class EdgeStore:
         floor: int | None = None,
         superseded: str | None = None,
     ) -> None:
-        name = self._layout.publish(build, meta)
+        try:
+            with disk.guard(self.root, disk.MB, what="publishing the new generation"):
+                name = self._layout.publish(build, meta)
+        except BaseException:
+            if build.exists():  # not renamed: the old generation stays live
+                shutil.rmtree(build, ignore_errors=True)
+            raise
         self.damaged = None
         self._follow()
         self._layout.collect_garbage(keep=name, floor=floor, superseded=superseded)
@@ -624,11 +676,16 @@ def _load(path: Path) -> edge.EdgeShard:
 
 
 def _write(
-    shard: edge.EdgeShard, batches: Iterable[list[Prepared]], progress: Progress | None
+    shard: edge.EdgeShard,
+    batches: Iterable[list[Prepared]],
+    progress: Progress | None,
+    *,
+    room: Path | None = None,
 ) -> None:
     """Upsert batches, converting batch k+1 to Edge points (Python, holds the GIL) while Edge
     inserts batch k in a worker thread (Rust, releases the GIL). `progress` runs here, in the
-    calling thread, once a batch is stored."""
+    calling thread, once a batch is stored. `room`: the shard directory (or the store root,
+    for the shard open here) whose disk must hold each batch before it is sent."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     pending: tuple[Future[None], int] | None = None
@@ -637,22 +694,113 @@ def _write(
         nonlocal pending
         if pending is not None:
             future, count = pending
-            pending = None
             future.result()
+            pending = None
             if progress is not None:
                 progress(count)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="bookvec-edge-write") as pool:
+    from bookvec.signals import block_in_this_thread
+
+    with ThreadPoolExecutor(
+        1, thread_name_prefix="bookvec-edge-write", initializer=block_in_this_thread
+    ) as pool:
         try:
             for items in batches:
                 points = [edge.Point(item.id, item.vector, item.payload) for item in items]
                 operation = edge.UpdateOperation.upsert_points(points)
                 finish()
+                if room is not None:
+                    _room(room, len(items) * _point_bytes(items[0]), what="writing points")
                 pending = (pool.submit(shard.update, operation), len(items))
             finish()
         finally:
-            if pending is not None:  # failed while converting: let the running write end
-                pending[0].exception()
+            if pending is not None:  # failed or interrupted: let the running write end, and
+                # count it if it was stored (an interrupted upsert says how many were)
+                if pending[0].exception() is None and progress is not None:
+                    progress(pending[1])
+
+
+def _point_bytes(item: Prepared) -> int:
+    """What one point may take on disk: its vector, its payload and their indexes (generous)."""
+    return 8 * len(item.vector) + 4 * len(str(item.payload)) + 512
+
+
+def _room(shard_dir: Path, need: int, *, what: str, grows: bool = True) -> None:
+    """Enough free space for `need` more bytes in a shard: its preallocated holes (Edge may
+    touch any of them, SIGBUS if the disk cannot give the page) and, when it `grows`, the
+    biggest file it may add next, on top."""
+    holes, biggest, _ = disk.sparse_sizes(shard_dir)
+    disk.require(shard_dir, holes + (biggest if grows else 0) + need, what=what)
+
+
+# A child process optimizes a shard big enough to get an HNSW graph: optimize() holds the GIL
+# for its whole run (37 s at 80k points here), so in-process no Ctrl-C or SIGTERM could be
+# handled until it ends. The child is in its own session: the terminal's Ctrl-C reaches only
+# this process, which stops the child or lets it finish.
+_OPTIMIZE = (
+    "import sys, qdrant_edge as e\n"
+    "s = e.EdgeShard.load(sys.argv[1]); s.optimize(); s.flush(); s.close()\n"
+)
+
+
+def _needs_index(shard: edge.EdgeShard, vector_size: int) -> bool:
+    """Enough points outside any HNSW graph for optimize() to build one (a long job)."""
+    info = shard.info()
+    return info.points_count - info.indexed_vectors_count >= indexing_threshold(vector_size)
+
+
+def _optimized(shard: edge.EdgeShard, path: Path, vector_size: int) -> edge.EdgeShard:
+    """A build's shard (at `path`) after Edge's optimizers; Ctrl-C stops them at once."""
+    if not _needs_index(shard, vector_size):
+        shard.optimize()
+        return shard
+    shard.close()
+    _optimize_in_child(path, in_place=False)
+    return _load(path)
+
+
+def _optimize_in_child(path: Path, *, in_place: bool) -> None:
+    """optimize() the closed shard at `path` in a child process. Ctrl-C (or SIGTERM) kills
+    it at once for a build that will be thrown away; for the live shard changed in place it
+    lets it finish, saying so."""
+    _, _, apparent = disk.sparse_sizes(path)
+    disk.require(path, apparent, what="building the HNSW index")  # new segments: a copy
+    with tempfile.TemporaryFile() as log:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _OPTIMIZE, str(path)], start_new_session=True, stderr=log
+        )
+        try:
+            _wait_for(child, in_place)
+        except BaseException:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            raise
+        log.seek(0)
+        error = log.read()[-4000:].decode(errors="replace")
+    if child.returncode != 0:
+        if disk.is_full(Exception(error)):
+            raise disk.full(path, apparent, what="building the HNSW index")
+        last = (error.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
+        raise StoreError(f"building the HNSW index of {path} failed: {last}")
+
+
+def _wait_for(child: subprocess.Popen, in_place: bool) -> None:
+    try:
+        child.wait()
+    except KeyboardInterrupt:
+        if not in_place:
+            raise
+        warnings.warn(
+            "finishing the HNSW index of the live store: it cannot be cut short safely "
+            "(the books are stored; this takes under a minute per 100,000 books)",
+            stacklevel=2,
+        )
+        while child.poll() is None:  # a second Ctrl-C waits too
+            try:
+                child.wait()
+            except KeyboardInterrupt:
+                continue
 
 
 def _one_shard(shards: int | None, replicas: int | None) -> None:

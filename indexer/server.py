@@ -24,11 +24,13 @@ from types import TracebackType
 from typing import Any, NoReturn, TypeVar
 
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException
 
 from bookvec.errors import (
     BookvecError,
     ConfigError,
     DataNotFoundError,
+    Interrupted,
     ModelMismatchError,
     StoreError,
 )
@@ -91,33 +93,47 @@ class ServerOptions:
     @classmethod
     def from_env(cls) -> ServerOptions:
         grpc = os.environ.get(ENV_GRPC, "").strip().lower() in ("1", "true", "yes", "on")
-        timeout = _env_int(ENV_TIMEOUT, cls.timeout, "a whole number of seconds", "10")
-        parallel = _env_int(ENV_PARALLEL, cls.parallel, "a number of requests", "4")
-        if parallel < 1:
-            raise ConfigError(f"{ENV_PARALLEL} must be at least 1, not {parallel}")
+        timeout = _env_int(ENV_TIMEOUT, cls.timeout, "a whole number of seconds", MAX_TIMEOUT)
+        parallel = _env_int(ENV_PARALLEL, cls.parallel, "a number of requests", MAX_PARALLEL)
         return cls(prefer_grpc=grpc, timeout=timeout, parallel=parallel)
 
 
-def _env_int(name: str, default: int, what: str, example: str) -> int:
+MAX_TIMEOUT = 3600  # seconds: past an hour a request is not coming back
+MAX_PARALLEL = 64
+
+
+def _env_int(name: str, default: int, what: str, most: int) -> int:
     raw = os.environ.get(name, "").strip()
+    hint = f"set it to a whole number from 1 to {most}, e.g. {default}"
     try:
-        return int(raw) if raw else default
+        value = int(raw[:20]) if raw else default  # (a 5,000-digit value is not a number)
     except ValueError:
-        hint = f"set it to e.g. {example}"
-        raise ConfigError(f"{name}={raw!r} is not {what}", hint=hint) from None
+        raise ConfigError(f"{name}={raw[:40]!r} is not {what}", hint=hint) from None
+    if not 1 <= value <= most or len(raw) > 20:
+        raise ConfigError(f"{name}={raw[:40]} is out of range", hint=hint)
+    return value
 
 
 def connect(url: str, api_key: str | None, options: ServerOptions) -> QdrantClient:
+    from bookvec.settings import ENV_QDRANT_URL, check_url
+
+    url = check_url(url)
     # No compatibility check: it costs a request at every start and warns on stderr.
     extra = {} if options.https is None else {"https": options.https}
-    return QdrantClient(
-        url=url,
-        api_key=api_key,
-        prefer_grpc=options.prefer_grpc,
-        timeout=options.timeout,
-        check_compatibility=False,
-        **extra,
-    )
+    try:
+        return QdrantClient(
+            url=url,
+            api_key=api_key,
+            prefer_grpc=options.prefer_grpc,
+            timeout=options.timeout,
+            check_compatibility=False,
+            **extra,
+        )
+    except ValueError as exc:  # urllib3's LocationParseError is one, as is "Unknown scheme"
+        raise ConfigError(
+            f"the Qdrant URL is malformed: {str(exc).splitlines()[0]}",
+            hint=f"give e.g. http://localhost:6333 (--url or {ENV_QDRANT_URL})",
+        ) from None
 
 
 class ServerStore:
@@ -330,6 +346,28 @@ class ServerStore:
             self._check_writable()
         size = self._vector_size()
         total = UpsertReport(0, 0, 0)
+        stored = 0
+
+        def count(n: int) -> None:
+            nonlocal stored
+            stored += n
+            if progress is not None:
+                progress(n)
+
+        try:
+            return self._upsert(points, size, total, count, dry_run)
+        except KeyboardInterrupt:  # each upload that returned is stored (wait=True)
+            message = f"{stored} points stored before the interruption"
+            raise Interrupted(message, done=stored) from None
+
+    def _upsert(
+        self,
+        points: Iterable[BookPoint],
+        size: int,
+        total: UpsertReport,
+        progress: Progress,
+        dry_run: bool,
+    ) -> UpsertReport:
         for batch in batched(points):
             items = dedupe(prepare_batch(batch, size))
             stored: dict[str, str | None] = {}
@@ -544,7 +582,11 @@ class ServerStore:
                 wait=True,
             )
 
-        with ThreadPoolExecutor(workers, thread_name_prefix="bookvec-upload") as pool:
+        from bookvec.signals import block_in_this_thread
+
+        with ThreadPoolExecutor(
+            workers, thread_name_prefix="bookvec-upload", initializer=block_in_this_thread
+        ) as pool:
             try:
                 for prepared in batches:
                     for request in batched(prepared, self.options.batch_size):
@@ -666,7 +708,32 @@ class ServerStore:
             )
         if "Collection `" in text or text.startswith("Collection "):
             return self._no_collection()
-        return StoreError(f"Qdrant at {where} could not {what}: {text}")
+        shape = _wrong_shape(exc)
+        if shape:
+            return StoreError(
+                f"Qdrant at {where} answered ({what}) with a reply of the wrong shape: {shape}",
+                hint="check that the URL is a Qdrant server's REST port (6333 by default), "
+                "version 1.16 or newer",
+            )
+        return StoreError(f"Qdrant at {where} could not {what}: {' '.join(text.split())[:300]}")
+
+
+def _wrong_shape(exc: Exception) -> str | None:
+    """A reply that is not JSON, or JSON not of the shape qdrant-client expects: one line."""
+    import json
+
+    from pydantic import ValidationError
+
+    source = getattr(exc, "source", None) if isinstance(exc, ResponseHandlingException) else exc
+    if isinstance(source, ValidationError):
+        first = source.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "the reply"
+        return f"{source.error_count()} problem(s), first {where}: {first.get('msg', '')}"
+    if isinstance(source, json.JSONDecodeError):
+        return f"not JSON ({source.msg} at character {source.pos})"
+    if isinstance(source, (AttributeError, KeyError, TypeError, IndexError)):
+        return f"{type(source).__name__}: {' '.join(str(source).split())[:200]}"
+    return None
 
 
 def _timed_out(exc: Exception) -> bool:

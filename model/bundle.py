@@ -165,15 +165,50 @@ def _read_manifest(path: Path) -> dict[str, Any]:
             f"{path} is not a model bundle (no {MANIFEST})",
             hint="train one with `bookvec train`",
         ) from None
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{manifest_path}: unreadable manifest ({exc})") from None
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON, bad UTF-8, huge integers
+        raise BundleError(
+            f"{manifest_path}: unreadable manifest ({str(exc).split(';')[0]})",
+            hint="train again with `bookvec train`",
+        ) from None
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if isinstance(manifest, dict) and version != FORMAT_VERSION:
         raise BundleError(
             f"{path}: bundle format {version!r}, this bookvec reads format {FORMAT_VERSION}",
             hint="train again with this version of bookvec",
         )
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise BundleError(
+            f"{manifest_path}: malformed manifest ({problem})",
+            hint="train again with `bookvec train`",
+        )
     return manifest
+
+
+def _manifest_problem(manifest: Any) -> str | None:
+    """What is wrong with a manifest's shape (the fields every reader relies on), if anything."""
+    if not isinstance(manifest, dict):
+        return f"a JSON {type(manifest).__name__}, not an object"
+    if not isinstance(manifest.get("model_id"), str) or not manifest["model_id"]:
+        return "no model_id string"
+    counts = manifest.get("counts")
+    if not isinstance(counts, dict):
+        return "no counts object"
+    for key in ("books", "links", "dim"):
+        value = counts.get(key)
+        if type(value) is not int or value < (1 if key == "dim" else 0):
+            return f"counts.{key} is {value!r}, not a count"
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return "no files object"
+    for name, meta in files.items():
+        if not (
+            isinstance(meta, dict)
+            and isinstance(meta.get("sha256"), str)
+            and type(meta.get("size")) is int
+        ):
+            return f"files.{name} lacks a sha256 string or a size"
+    return None
 
 
 def check_files(path: Path, manifest: dict[str, Any]) -> None:
@@ -199,6 +234,16 @@ def current_model_id(models_dir: Path | None = None) -> str | None:
         value = pointer.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:  # not UTF-8, a directory, unreadable
+        raise BundleError(
+            f"{pointer} is unreadable ({exc.strerror if isinstance(exc, OSError) else exc})",
+            hint="write the id of a model under models/ in it (see `ls` there), or train again",
+        ) from None
+    if len(value) > 200 or any(ord(c) < 32 for c in value):
+        raise BundleError(
+            f"{pointer} holds no model id (garbage: {len(value)} characters)",
+            hint="write the id of a model under models/ in it (see `ls` there), or train again",
+        )
     return value or None
 
 

@@ -24,7 +24,6 @@ import hashlib
 import io
 import json
 import re
-import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from bookvec import inputs
 from bookvec.errors import DataNotFoundError, InputError
 from bookvec.model.genres import canonical_genres, strip_markup
 
@@ -88,7 +88,7 @@ def read_books(
         raise InputError(
             f"unknown format {format!r}", path=name, hint="use one of: " + ", ".join(FORMATS)
         )
-    if name != "<stdin>" and not Path(path).is_file():
+    if name != "<stdin>" and not inputs.readable(path):  # a FIFO is fine, a directory not
         raise DataNotFoundError(
             f"corpus file not found: {name}", hint="check the path, or fetch a corpus first"
         )
@@ -110,7 +110,7 @@ def _read(
     skip_invalid: bool,
     rejects: list[tuple[int | None, str | None, str]] | None,
 ) -> Iterator[RawBook]:
-    raw = sys.stdin.buffer if name == "<stdin>" else open(path, "rb")
+    raw = inputs.stdin_binary() if name == "<stdin>" else open(path, "rb")
     line = None
     seen: dict[str, int | None] = {}
     try:
@@ -142,7 +142,7 @@ def _read(
             f"cannot read{after}: {exc}", path=name, hint="is the file complete?"
         ) from None
     finally:
-        if raw is not sys.stdin.buffer:
+        if name != "<stdin>":
             raw.close()
 
 
@@ -182,6 +182,8 @@ def _json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
             if line == 1 and text in ("[", "{"):
                 reason += "; the file must hold one record per line (ndjson), not one JSON document"
             yield line, _Bad(reason)
+        except ValueError as exc:  # an integer past Python's digit limit ("Exceeds the limit")
+            yield line, _Bad(f"a number with too many digits ({str(exc).split(';')[0]})")
 
 
 def _table_rows(stream: BinaryIO, name: str, fmt: str) -> Iterator[tuple[int, Any]]:

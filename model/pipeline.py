@@ -164,6 +164,8 @@ def train_bundle(
                 hint="train without --resume to start one",
             )
         run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.glob(".*.tmp"):  # a checkpoint half-written by a killed run
+            stale.unlink(missing_ok=True)
         _write_json_atomic(
             run_dir / RUN_FILE,
             {
@@ -188,13 +190,21 @@ def train_bundle(
             checkpoint_dir=run_dir,
             resume=resume,
         )
-    except KeyboardInterrupt:
+    except BaseException as exc:
         if run_dir is not None and (run_dir / Checkpoints.STATE).is_file():
-            say(f"training state kept in {run_dir}: continue with `bookvec train --resume`")
+            if isinstance(exc, KeyboardInterrupt):
+                say(f"training state kept in {run_dir}: continue with `bookvec train --resume`")
+        elif run_dir is not None:  # no epoch finished: nothing to resume from
+            shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
     evaluation_seconds = None
-    with BundleWriter(models_dir) as writer:
+    from bookvec import disk
+
+    dim = int(trained.book_embeddings.shape[1])
+    need = 16 * dim * (n_books + n_links) + 8 * len(prepared.pairs) + (8 << 20)  # a guess
+    writer_dir = models_dir or settings.models_dir()
+    with disk.guard(writer_dir, need, what="writing the model"), BundleWriter(models_dir) as writer:
         _write_tables(writer.path, prepared, trained)
         export_started = time.perf_counter()
         export_onnx(trained, writer.path)

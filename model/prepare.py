@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
+import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -167,9 +167,15 @@ class PreparedCorpus:
 
 def prepare(path: str | Path, cleaning: CleaningConfig = CleaningConfig()) -> PreparedCorpus:
     """Read a corpus file (any format ``read_books`` knows; ``"-"`` is stdin) and clean it."""
-    if str(path) == "-":
+    from bookvec import inputs
+
+    if str(path) == "-" or inputs.is_pipe(path):  # read once: to a file, hashed and read
         with tempfile.NamedTemporaryFile(suffix=".corpus", delete=False) as tmp:
-            tmp.write(sys.stdin.buffer.read())
+            if str(path) == "-":
+                shutil.copyfileobj(inputs.stdin_binary(), tmp, 1 << 20)
+            else:
+                with open(path, "rb") as source:
+                    shutil.copyfileobj(source, tmp, 1 << 20)
         try:
             return prepare(tmp.name, cleaning)
         finally:

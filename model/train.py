@@ -203,21 +203,32 @@ class Checkpoints:
             (self.directory / name).unlink(missing_ok=True)
 
     def save(self, payload: dict[str, Any], *, is_best: bool) -> None:
+        from bookvec import disk
+
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / f".{self.STATE}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.state_path)
-        if is_best:  # the state just written is the best one: link, don't write it twice
-            tmp_best = self.directory / f".{self.BEST}.{os.getpid()}.tmp"
+        tmp_best = self.directory / f".{self.BEST}.{os.getpid()}.tmp"
+        # a full disk or Ctrl-C half-way leaves no temporary file and the last state whole
+        try:
+            with disk.guard(self.directory, 2 * _state_bytes(payload), what="saving a checkpoint"):
+                with open(tmp, "wb") as handle:
+                    torch.save(payload, handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, self.state_path)
+                if is_best:  # the state just written is the best one: link, don't write it twice
+                    tmp_best.unlink(missing_ok=True)
+                    try:
+                        os.link(self.state_path, tmp_best)
+                    except OSError as exc:  # no hard links on this file system
+                        if disk.is_full(exc):
+                            raise
+                        shutil.copyfile(self.state_path, tmp_best)
+                    os.replace(tmp_best, self.directory / self.BEST)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
             tmp_best.unlink(missing_ok=True)
-            try:
-                os.link(self.state_path, tmp_best)
-            except OSError:  # no hard links on this file system
-                shutil.copyfile(self.state_path, tmp_best)
-            os.replace(tmp_best, self.directory / self.BEST)
+            raise
         fsync_dir(self.directory)
 
     def _read(self, path: Path, device: torch.device) -> dict[str, Any]:
@@ -277,6 +288,21 @@ class Checkpoints:
                 f"checkpoint {self.state_path} is incomplete or malformed: {e}",
                 hint=f"delete {self.directory} and train without --resume",
             ) from e
+
+
+def _state_bytes(payload: dict[str, Any]) -> int:
+    """About what a checkpoint takes on disk: the bytes of its tensors."""
+    total = 0
+    stack: list[Any] = [payload]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            total += item.numel() * item.element_size()
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return total + (1 << 20)
 
 
 # ---------------------------------------------------------------------------------------------
