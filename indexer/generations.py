@@ -372,8 +372,8 @@ def _copy_sparse(src: Path, dst: Path) -> None:
             else:
                 fout.write(chunk)
         fout.truncate()
-        fout.flush()
-        os.fsync(fout.fileno())  # the copy is published by a rename: its data must be on disk
+    # No fsync per copied file: it made a one-book upsert of a 2,000-book store 4x slower
+    # (0.56 s vs 0.14 s of copying); a process crash loses nothing, a power cut may.
 
 
 def _write_synced(path: Path, text: str) -> None:
