@@ -149,36 +149,31 @@ def upsert(
 
 
 def _check_writable_dir(path: str) -> None:
-    """Fail before any work if the rejects file cannot be written where it is asked for."""
-    from pathlib import Path
+    """Fail before any book is stored if the rejects file cannot be written where it is asked
+    for: a missing or read-only directory, a directory or a block device as the name."""
+    from bookvec.outfiles import check_output
 
-    from bookvec.errors import ConfigError
-
-    parent = Path(path).expanduser().resolve().parent
-    if not parent.is_dir():
-        raise ConfigError(
-            f"--rejects {path}: the directory {parent} does not exist",
-            hint="create it first, or give another path",
-        )
+    check_output(path, what="--rejects")
 
 
 def _write_rejects(path: str, rejects: list[dict[str, Any]]) -> None:
     """The rejected records as JSON lines, written whole (a temporary file, then renamed)."""
     import json
-    import os
-    from pathlib import Path
+    import sys
 
     from bookvec.errors import ConfigError
+    from bookvec.outfiles import is_stdout, output_file
 
-    target = Path(path).expanduser()
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    if is_stdout(path):
+        for item in rejects:
+            sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with output_file(path, what="--rejects") as where, open(where, "w", encoding="utf-8") as f:
             for item in rejects:
-                handle.write(json.dumps(item, ensure_ascii=False) + "\n")
-        os.replace(tmp, target)
+                f.write(json.dumps(item, ensure_ascii=False) + "\n")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(
             f"--rejects {path}: cannot write it: {exc.strerror or exc}",
             hint="give a path in a writable directory",

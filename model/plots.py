@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bookvec.model.reduce import require
+from bookvec.outfiles import output_file
 
 # tab10 without its grey, then tab20's light tints and two of tab20b: 20 colours a reader can
 # tell apart; "other" is the light grey that none of them is.
@@ -82,8 +82,16 @@ def _point_size(n: int) -> float:
 
 
 def draw_png(data: MapData, out: Path, *, width: int = 1600, height: int = 1200) -> None:
-    """Write the map as a PNG of exactly ``width`` x ``height`` pixels."""
+    """Write the map as a PNG of exactly ``width`` x ``height`` pixels. Titles are drawn as
+    typed: a ``$`` is not mathtext and no LaTeX runs, whatever the user's matplotlibrc says."""
     require("matplotlib", "matplotlib")
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        _draw_png(data, out, width=width, height=height)
+
+
+def _draw_png(data: MapData, out: Path, *, width: int, height: int) -> None:
     from matplotlib import patheffects
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -176,7 +184,8 @@ def draw_png(data: MapData, out: Path, *, width: int = 1600, height: int = 1200)
     if data.title:
         fig.suptitle(data.title, x=0.01, y=0.985, ha="left", va="top", fontsize=12)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi, format="png", facecolor="white")
+    with output_file(out, what="--out") as where, open(where, "wb") as handle:
+        fig.savefig(handle, dpi=dpi, format="png", facecolor="white")
 
 
 def _label_spot(
@@ -398,9 +407,8 @@ def write_html(data: MapData, out: Path) -> None:
     )
     html = offline_html(body, offline.get_plotlyjs())
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
+    with output_file(out, what="--out") as where:
+        where.write_text(html, encoding="utf-8")
 
 
 def _hover(data: MapData, row: int) -> list[str]:
@@ -531,8 +539,12 @@ def write_projector(
     vectors_path = out_dir / "vectors.tsv"
     metadata_path = out_dir / "metadata.tsv"
     config_path = out_dir / "projector_config.json"
-    np.savetxt(vectors_path, np.asarray(vectors, dtype=np.float32), fmt="%.6f", delimiter="\t")
-    with open(metadata_path, "w", encoding="utf-8", newline="\n") as handle:
+    with output_file(vectors_path, what="projector file") as where:
+        np.savetxt(where, np.asarray(vectors, dtype=np.float32), fmt="%.6f", delimiter="\t")
+    with (
+        output_file(metadata_path, what="projector file") as where,
+        open(where, "w", encoding="utf-8", newline="\n") as handle,
+    ):
         handle.write("\t".join(columns) + "\n")
         for row in metadata:
             handle.write("\t".join(tsv_cell(value) for value in row) + "\n")
@@ -546,7 +558,8 @@ def write_projector(
             }
         ]
     }
-    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    with output_file(config_path, what="projector file") as where:
+        where.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return {
         "vectors": str(vectors_path),
         "metadata": str(metadata_path),
