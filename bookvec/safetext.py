@@ -70,8 +70,9 @@ _SECRET_PARAMS = re.compile(r"(key|token|secret|password|passwd|pwd|auth|signatu
 
 
 def mask_url(url: str | None) -> str | None:
-    """A URL for display: the password of ``user:pass@host`` and the values of query
-    parameters named like keys or tokens (``?api_key=...``) masked as ``mask_secret`` does."""
+    """A URL for display: the password of ``user:pass@host`` (or a token as the user name)
+    as ``****``, the values of query parameters named like keys or tokens (``?api_key=...``)
+    masked as ``mask_secret`` masks the API key."""
     if not url:
         return url
     try:
@@ -80,13 +81,13 @@ def mask_url(url: str | None) -> str | None:
         if "@" in netloc:
             userinfo, host = netloc.rsplit("@", 1)
             user, sep, password = userinfo.partition(":")
-            netloc = f"{user}:{mask_secret(password)}@{host}" if sep else f"****@{host}"
+            netloc = f"{user}:****@{host}" if sep else f"****@{host}"  # a password: none shown
         query = parts.query
         if query:
             pairs = parse_qsl(query, keep_blank_values=True)
             if any(_SECRET_PARAMS.search(name) for name, _ in pairs):
                 query = "&".join(
-                    f"{name}={mask_secret(value) if _SECRET_PARAMS.search(name) else value}"
+                    f"{name}={_masked(value) if _SECRET_PARAMS.search(name) else value}"
                     for name, value in pairs
                 )
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
@@ -94,7 +95,11 @@ def mask_url(url: str | None) -> str | None:
         return _USERINFO.sub(r"\1****@", url)
 
 
-_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+def _masked(value: str) -> str:
+    return value if value.startswith("****") else mask_secret(value) or ""  # masked once only
+
+
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,;:)]")
 _USERINFO = re.compile(r"(://[^/@\s:]*:)[^/@\s]*@")
 
 
