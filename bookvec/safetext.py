@@ -21,6 +21,7 @@ _BIDI_AND_SEPARATORS = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069
 _UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
 _UNSAFE_KEEP_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
 # what JSON itself leaves raw (it escapes U+0000-U+001F already)
+_UNSAFE_IN_CSV = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
 _JSON_RAW = re.compile(f"[\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -52,11 +53,12 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def csv_cell(value: str) -> str:
     """A text cell for CSV: one starting like a formula (=, +, -, @, tab, CR) gets a leading
-    single quote (OWASP's rule); control characters other than tab and line breaks become
-    escapes. Callers pass text only: numbers stay numbers, so -0.5 is not touched."""
+    single quote (OWASP's rule); control characters other than tab, LF and CR (kept: the
+    writer quotes the field) become escapes. Callers pass text only: numbers stay numbers,
+    so -0.5 is not touched."""
     if value.startswith(_FORMULA_START):
         value = "'" + value
-    return _UNSAFE_KEEP_LINES.sub(_escape, value) if _UNSAFE_KEEP_LINES.search(value) else value
+    return _UNSAFE_IN_CSV.sub(_escape, value) if _UNSAFE_IN_CSV.search(value) else value
 
 
 def mask_secret(secret: str | None) -> str | None:
