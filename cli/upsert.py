@@ -163,10 +163,11 @@ def _write_rejects(path: str, rejects: list[dict[str, Any]]) -> None:
 
     from bookvec.errors import ConfigError
     from bookvec.outfiles import is_stdout, output_file
+    from bookvec.safetext import json_safe
 
     if is_stdout(path):
         for item in rejects:
-            sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_safe(json.dumps(item, ensure_ascii=False)) + "\n")
         sys.stdout.flush()
         return
     try:
