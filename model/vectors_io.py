@@ -287,5 +287,7 @@ def _atomic(path: Path) -> Iterator[str]:
     (a symlink's target, never the link; a device or FIFO is written through)."""
     from bookvec.outfiles import output_file
 
+    if not Path(path).parent.is_dir():
+        raise InputError("the folder does not exist", path=str(Path(path).parent))
     with output_file(path, what="vectors") as where:
         yield str(where)
