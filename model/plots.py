@@ -276,10 +276,14 @@ SEARCH_JS = """
     if (trace.meta === 'bookvec-search') { searchTrace = t; return; }
     if (trace.meta !== 'bookvec-points') return;
     for (var i = 0; i < trace.x.length; i++) {
-      points.push({title: trace.customdata[i][0], x: trace.x[i], y: trace.y[i]});
+      var row = trace.customdata[i];  // shown fields (HTML-escaped), then the raw title
+      points.push({title: row[row.length - 1], x: trace.x[i], y: trace.y[i]});
       xs.push(trace.x[i]); ys.push(trace.y[i]);
     }
   });
+  function esc(text) {  // plotly reads tags (<a href>, <b>) in labels: show them as typed
+    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  }
   var spanX = Math.max.apply(null, xs) - Math.min.apply(null, xs);
   var spanY = Math.max.apply(null, ys) - Math.min.apply(null, ys);
   function matches(query, limit) {
@@ -309,7 +313,7 @@ SEARCH_JS = """
     var dx = 0.06 * spanX, dy = 0.06 * spanY;
     Plotly.relayout(gd, {
       'xaxis.range': [hit.x - dx, hit.x + dx], 'yaxis.range': [hit.y - dy, hit.y + dy],
-      annotations: [{x: hit.x, y: hit.y, text: hit.title, showarrow: true, arrowhead: 0,
+      annotations: [{x: hit.x, y: hit.y, text: esc(hit.title), showarrow: true, arrowhead: 0,
                      ax: 0, ay: -36, bgcolor: 'rgba(255,255,255,0.9)', bordercolor: '#333'}]
     });
     if (searchTrace >= 0) Plotly.restyle(gd, {x: [[hit.x]], y: [[hit.y]]}, [searchTrace]);
@@ -358,14 +362,17 @@ def write_html(data: MapData, out: Path) -> None:
                 x=xy[rows, 0].tolist(),
                 y=xy[rows, 1].tolist(),
                 mode="markers",
-                name=label,
+                name=_html(label),
                 meta="bookvec-points",
                 marker={
                     "color": data.colour(group),
                     "size": size,
                     "opacity": 0.5 if group is None else 0.85,
                 },
-                customdata=[[data.names[r], *_hover(data, r)] for r in rows],
+                customdata=[
+                    [_html(data.names[r]), *map(_html, _hover(data, r)), data.names[r]]
+                    for r in rows
+                ],
                 hovertemplate=template + "<extra></extra>",
             )
         )
@@ -387,7 +394,7 @@ def write_html(data: MapData, out: Path) -> None:
         )
     )
     fig.update_layout(
-        title={"text": data.title, "x": 0.01, "xanchor": "left", "y": 0.98},
+        title={"text": _html(data.title), "x": 0.01, "xanchor": "left", "y": 0.98},
         template="plotly_white",
         xaxis={"visible": False},
         yaxis={"visible": False, "scaleanchor": "x", "scaleratio": 1},
@@ -411,6 +418,12 @@ def write_html(data: MapData, out: Path) -> None:
         where.write_text(html, encoding="utf-8")
 
 
+def _html(text: str) -> str:
+    """Text for a plotly label, which reads a few HTML tags (``<a href>``, ``<b>``, ``<br>``)
+    and entities: a title's tags are shown as typed, never followed or applied."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _hover(data: MapData, row: int) -> list[str]:
     values = data.hover[row] if data.hover else []
     return [str(v) for v in values] + [""] * (len(data.hover_fields) - len(values))
@@ -429,7 +442,7 @@ def _add_highlights(go: object, fig: object, data: MapData, xy: np.ndarray) -> N
             line_x += [bx, xy[row, 0], None]
             line_y += [by, xy[row, 1], None]
             near_rows.append(row)
-            near_text.append(f"{data.names[row]} ({cosine:.2f})")
+            near_text.append(_html(f"{data.names[row]} ({cosine:.2f})"))
     fig.add_trace(
         go.Scatter(
             x=line_x, y=line_y, mode="lines", line={"color": "#555555", "width": 1},
@@ -456,7 +469,7 @@ def _add_highlights(go: object, fig: object, data: MapData, xy: np.ndarray) -> N
             x=xy[rows, 0].tolist(),
             y=xy[rows, 1].tolist(),
             mode="markers+text",
-            text=[data.names[r] for r in rows],
+            text=[_html(data.names[r]) for r in rows],
             textposition="top center",
             textfont={"size": 13, "color": "black"},
             name="highlighted",

@@ -282,3 +282,24 @@ def test_mask_url_cases():
     assert mask_url("http://h:6333") == "http://h:6333"
     assert mask_url("http://h/?token=zzzzzzzzzzzzzzzz&k=1") == "http://h/?token=****zzzz&k=1"
     assert mask_urls("at http://a:b@h/, then") == "at http://a:****@h/, then"
+
+
+def test_html_map_labels_show_tags_as_typed(tmp_path):
+    pytest.importorskip("plotly")
+    import numpy as np
+
+    from bookvec.model.plots import Highlight, MapData, write_html
+
+    evil = '<a href="https://evil.example/">click</a><b>bold</b>'
+    data = MapData(
+        coords=np.array([[0.0, 0.0], [1.0, 1.0]]),
+        names=[evil, "plain"],
+        groups=[None, None],
+        legend=[],
+        highlights=[Highlight(0, [(1, 0.9)])],
+        title=f"map {evil}",
+    )
+    out = tmp_path / "map.html"
+    write_html(data, out)
+    html = out.read_text(encoding="utf-8")
+    assert "&lt;a href=" in html and "&lt;b&gt;bold" in html  # labels: tags shown, not read
