@@ -42,9 +42,9 @@ def points() -> list[BookPoint]:
     ]
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request, tmp_path):
-    store = open_backend(request.param, tmp_path)
+@pytest.fixture(scope="module", params=BACKENDS)
+def store(request, tmp_path_factory):  # read-only tests share it (re-upserts change nothing)
+    store = open_backend(request.param, tmp_path_factory.mktemp(request.param))
     store.replace_all(points(), vector_size=DIM, model_version=MODEL)
     yield store
     store.close()
