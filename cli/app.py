@@ -30,7 +30,7 @@ class BookvecGroup(TyperGroup):
                 warnings.showwarning = _one_line_warning
                 return super().invoke(ctx)
         except BookvecError as exc:
-            typer.echo(f"Error: {exc}", err=True)
+            typer.echo(f"Error: {_safe(exc)}", err=True)
             ctx.exit(exc.exit_code)
         except BrokenPipeError:
             raise  # stdout closed early (`| head`): nothing to say
@@ -41,9 +41,10 @@ class BookvecGroup(TyperGroup):
                 error = disk.full(exc.filename or settings.home())
                 typer.echo(f"Error: {error}", err=True)
                 ctx.exit(1)
-            where = f": {exc.filename}" if exc.filename else ""
+            what = exc.strerror or exc
+            where = _safe(f"{what}: {exc.filename}" if exc.filename else what)
             typer.echo(
-                f"Error: {exc.strerror or exc}{where} (check that BOOKVEC_HOME and the paths "
+                f"Error: {where} (check that BOOKVEC_HOME and the paths "
                 "given are directories or files as expected, writable, on a disk with space)",
                 err=True,
             )
@@ -66,7 +67,15 @@ def handle_sigterm() -> None:
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Library warnings as one `Warning:` line on stderr, without the source line."""
     text = " ".join(str(message).split())
-    typer.echo(f"Warning: {text}", err=True)
+    typer.echo(f"Warning: {_safe(text)}", err=True)
+
+
+def _safe(text: object) -> str:
+    """One line for stderr: control characters as escapes (a title in a message cannot drive
+    the terminal or forge a line), URLs' credentials masked."""
+    from bookvec.safetext import mask_urls, printable
+
+    return printable(mask_urls(str(text)))
 
 
 app = typer.Typer(

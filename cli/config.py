@@ -16,15 +16,12 @@ from bookvec.cli.common import (
     ModelOption,
     UrlOption,
 )
+from bookvec.safetext import mask_secret, mask_url
 
 _SOURCES = {"COMMANDLINE": "flag", "ENVIRONMENT": "env", "DEFAULT": "default"}
 
 
-def mask(secret: str | None) -> str | None:
-    """A secret for display: never whole; the last 4 characters of a long one."""
-    if not secret:
-        return None
-    return "****" + secret[-4:] if len(secret) >= 12 else "****"
+mask = mask_secret  # the name tests and older callers use
 
 
 def _source(ctx: typer.Context, name: str) -> str:
@@ -51,7 +48,7 @@ def resolve_config(
         model = current_model_id()
         model_source = "default (models/CURRENT)" if model else "default"
     url_source = _source(ctx, "url")
-    store = f"server {url}" if url else f"embedded Qdrant Edge in {settings.store_dir()}"
+    store = f"server {mask_url(url)}" if url else f"embedded Qdrant Edge in {settings.store_dir()}"
     return {
         "home": {
             "value": str(settings.home()),
@@ -59,7 +56,11 @@ def resolve_config(
             "env": settings.ENV_HOME,
         },
         "model": {"value": model, "source": model_source, "env": settings.ENV_MODEL},
-        "qdrant_url": {"value": url, "source": url_source, "env": settings.ENV_QDRANT_URL},
+        "qdrant_url": {
+            "value": mask_url(url),
+            "source": url_source,
+            "env": settings.ENV_QDRANT_URL,
+        },
         "qdrant_api_key": {
             "value": mask(api_key),
             "source": _source(ctx, "api_key"),
@@ -95,7 +96,6 @@ def config(
     if json_:
         output.emit_json(resolved)
         return
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="bookvec settings", title_justify="left")
@@ -107,8 +107,8 @@ def config(
         value = item["value"]
         table.add_row(
             name,
-            escape(str(value)) if value is not None else "[dim](not set)[/dim]",
-            escape(item["source"]),
+            output.cell(value) if value is not None else "[dim](not set)[/dim]",
+            output.cell(item["source"]),
             item["env"] or "",
         )
     output.stdout.print(table)

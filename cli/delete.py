@@ -7,6 +7,7 @@ import typer
 from bookvec.cli import output
 from bookvec.cli.app import app
 from bookvec.cli.common import ApiKeyOption, CollectionOption, JsonOption, UrlOption, open_store
+from bookvec.safetext import printable
 
 
 @app.command()
@@ -47,7 +48,7 @@ def delete(
     verb = "would remove" if dry_run else "removed"
     output.stdout.print(
         f"{verb} {deleted} book{'s' if deleted != 1 else ''}: "
-        + "; ".join(resolved)
+        + "; ".join(printable(title) for title in resolved)
         + f" ({result['remaining']:,} left)",
         markup=False,
     )

@@ -287,12 +287,13 @@ def similarity(
 
     what = "one-hot encoding" if one_hot else f"cosine, model {bundle.model_id}"
     synthetic = " [synthetic corpus]" if bundle.synthetic else ""
-    table = Table(title=f"Pairwise similarity ({what}){synthetic}", title_justify="left")
+    title = output.cell(f"Pairwise similarity ({what}){synthetic}")
+    table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right", style="dim")
     table.add_column("title", style="bold")
     for i in range(len(resolved)):
         table.add_column(str(i + 1), justify="right")
-    for i, (title, row) in enumerate(zip(resolved, rows, strict=True)):
+    for i, (name, row) in enumerate(zip(resolved, rows, strict=True)):
         cells = [f"[dim]{v:.3f}[/dim]" if i == j else f"{v:.3f}" for j, v in enumerate(row)]
-        table.add_row(str(i + 1), title, *cells)
+        table.add_row(str(i + 1), output.cell(name), *cells)
     output.stdout.print(table)

@@ -7,13 +7,13 @@ import typer
 from bookvec.cli import output
 from bookvec.cli.app import app
 from bookvec.cli.common import JsonOption, ModelOption, open_model
+from bookvec.safetext import printable
 
 
 def _table(rows: list[dict], *, title: str, marks: dict[str, str], cosines: dict[str, tuple]):
-    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(title), title_justify="left")
+    table = Table(title=output.cell(title), title_justify="left")
     table.add_column("page", style="bold")
     table.add_column("contribution", justify="right")
     table.add_column("cos A", justify="right", style="dim")
@@ -22,7 +22,7 @@ def _table(rows: list[dict], *, title: str, marks: dict[str, str], cosines: dict
     for row in rows:
         cos_a, cos_b = cosines[row["link"]]
         table.add_row(
-            escape(row["link"]),
+            output.cell(row["link"]),
             f"{row['contribution']:+.3f}",
             f"{cos_a:+.2f}",
             f"{cos_b:+.2f}",
@@ -105,8 +105,8 @@ def explain(
     either = len(np.union1d(links_a, links_b))
     console = output.stdout
     console.print(
-        f"A: {result['a']}{' (upserted)' if sa[3] else ''}\n"
-        f"B: {result['b']}{' (upserted)' if sb[3] else ''}\n"
+        f"A: {printable(result['a'])}{' (upserted)' if sa[3] else ''}\n"
+        f"B: {printable(result['b'])}{' (upserted)' if sb[3] else ''}\n"
         f"cosine similarity {result['similarity']:.3f}; "
         f"they share {both} of the {either} pages either article links to",
         markup=False,
@@ -122,5 +122,5 @@ def explain(
     shown = {row["link"] for row in result["pulling_links"]}
     rest = [row for row in result["shared_links"] if row["link"] not in shown]
     if rest:
-        listed = ", ".join(f"{row['link']} ({row['contribution']:+.3f})" for row in rest)
+        listed = ", ".join(f"{printable(row['link'])} ({row['contribution']:+.3f})" for row in rest)
         console.print(f"Also linked from both: {listed}", markup=False)

@@ -64,7 +64,6 @@ def _store_info(url, api_key, collection) -> dict[str, Any]:
 
 def _render(result: dict[str, Any]) -> None:
     from rich.console import Group
-    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
 
@@ -73,10 +72,10 @@ def _render(result: dict[str, Any]) -> None:
         grid.add_column(style="bold")
         grid.add_column()
         if error:
-            grid.add_row("error", f"[red]{escape(error)}[/red]")
+            grid.add_row("error", f"[red]{output.cell(error)}[/red]")
         for key, value in rows:
             if value is not None and value != "":
-                grid.add_row(key, value if key == "status" else escape(str(value)))
+                grid.add_row(key, value if key == "status" else output.cell(value))
         return Panel(grid, title=title, title_align="left", expand=False)
 
     model, store = result["model"], result["store"]
@@ -102,7 +101,7 @@ def _render(result: dict[str, Any]) -> None:
         status = (
             "[green]indexed with this model[/green]"
             if store["model"] == model["id"]
-            else f"[yellow]holds model {escape(str(store['model']))}; run `bookvec index`[/yellow]"
+            else f"[yellow]holds model {output.cell(store['model'])}; run `bookvec index`[/yellow]"
         )
     store_rows = [
         ("backend", store.get("backend")),
@@ -114,7 +113,7 @@ def _render(result: dict[str, Any]) -> None:
     ]
     output.stdout.print(
         Group(
-            f"bookvec home: {escape(result['home'])}",
+            f"bookvec home: {output.cell(result['home'])}",
             section("Model", model_rows, model.get("error")),
             section("Store", store_rows, store.get("error")),
         )

@@ -19,6 +19,7 @@ from bookvec.cli import output
 from bookvec.cli.app import app
 from bookvec.cli.common import JsonOption, ModelOption, open_model
 from bookvec.errors import ConfigError
+from bookvec.outfiles import check_output, check_output_dir
 
 if TYPE_CHECKING:
     from bookvec.model.bundle import Bundle
@@ -153,6 +154,7 @@ def map_(
             f"cannot tell what to write from {out.name!r}", hint="end --out with .png or .html"
         )
     require("matplotlib" if fmt == "png" else "plotly")
+    check_output(out, what="--out")  # before minutes of UMAP, not after
     bundle = open_model(model)
     kind = "links" if links else "books"
     names = bundle.link_names if links else bundle.book_titles
@@ -232,6 +234,7 @@ def projector(
     from bookvec.model.plots import write_projector
     from bookvec.model.reduce import genre_labels, top_genres
 
+    check_output_dir(out_dir, what="OUT_DIR")
     bundle = open_model(model)
     coords, _ = _coordinates(bundle, "books", "umap", seed, False)
     genres = _book_genres(bundle)

@@ -15,8 +15,32 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-stdout = Console(highlight=False, soft_wrap=False)
-stderr = Console(stderr=True, highlight=False)
+from bookvec.safetext import csv_cell, json_safe, mask_urls, printable
+
+
+class SafeConsole(Console):
+    """A rich Console that shows control characters in any string it renders (table cells,
+    titles, captions, panel titles, messages) as visible escapes, before markup and layout:
+    text from the data cannot drive the terminal, and columns stay aligned. LF and TAB are
+    kept (bookvec's own multi-line output); `cell` escapes them too, for one-line fields."""
+
+    def render_str(self, text: str, **kwargs: Any):  # type: ignore[override]
+        return super().render_str(printable(text, keep_lines=True), **kwargs)
+
+
+stdout = SafeConsole(highlight=False, soft_wrap=False)
+stderr = SafeConsole(stderr=True, highlight=False)
+
+
+def cell(value: Any) -> str:
+    """A value from the data (a title, a name) for a rich table or markup string: control
+    characters (line breaks too) as escapes, rich markup escaped."""
+    return escape(printable("" if value is None else value))
+
+
+def safe_message(text: str) -> str:
+    """A message for stderr: one that cannot drive the terminal, and shows no secret URL."""
+    return printable(mask_urls(str(text)), keep_lines=True)
 
 
 _quiet = False
@@ -35,22 +59,22 @@ def is_quiet() -> bool:
 def log(message: str) -> None:
     """A progress or status line on stderr (silenced by --quiet)."""
     if not is_quiet():
-        stderr.print(message, markup=False, soft_wrap=True)
+        stderr.print(mask_urls(message), markup=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
     """A warning on stderr; shown even with --quiet."""
-    typer.echo(f"Warning: {message}", err=True)
+    typer.echo(f"Warning: {safe_message(message)}", err=True)
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_safe(json.dumps(data, ensure_ascii=False)) + "\n")
     sys.stdout.flush()
 
 
 def emit_jsonl(rows: Iterable[Any]) -> None:
     for row in rows:
-        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_safe(json.dumps(row, ensure_ascii=False)) + "\n")
     sys.stdout.flush()
 
 
@@ -67,7 +91,7 @@ def hit_record(title: str, score: float, payload: Mapping[str, Any]) -> dict[str
 
 
 def books_table(records: list[dict[str, Any]], *, title: str, score_label: str = "cosine") -> Table:
-    table = Table(title=escape(title), title_justify="left", show_lines=False)
+    table = Table(title=cell(title), title_justify="left", show_lines=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("title", style="bold")
     table.add_column(score_label, justify="right")
@@ -77,10 +101,10 @@ def books_table(records: list[dict[str, Any]], *, title: str, score_label: str =
     for rank, record in enumerate(records, 1):
         table.add_row(
             str(rank),
-            escape(record["title"]),
+            cell(record["title"]),
             f"{record['score']:.3f}",
-            ", ".join(record["genres"]),
-            record.get("author") or "",
+            cell(", ".join(record["genres"])),
+            cell(record.get("author") or ""),
             str(record["year"]) if record.get("year") is not None else "",
         )
     return table
@@ -129,7 +153,7 @@ def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _cell(value: Any) -> str:
+def _plain(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
@@ -139,10 +163,29 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _cell(value: Any) -> str:
+    """A CSV cell: text (and lists of it) neutralised; a number stays a number (-0.5)."""
+    if isinstance(value, (str, list, tuple)):
+        return csv_cell(_plain(value))
+    return _plain(value)
+
+
+class _LF:
+    """Rows from a writer ending them in CRLF (so that it quotes a field holding a bare CR,
+    which it does not do for an LF terminator) written with LF."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    def write(self, line: str) -> None:
+        self.out.write(line[:-2] + "\n" if line.endswith("\r\n") else line)
+
+
 def emit_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> None:
-    """CSV with a header row; lists joined with "; ", None as an empty cell."""
+    """CSV with a header row; lists joined with "; ", None as an empty cell; text cells
+    neutralised against formula injection (`csv_cell`), fields with CR or LF quoted."""
     columns = list(columns or (rows[0].keys() if rows else ()))
-    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer = csv.writer(_LF(sys.stdout), lineterminator="\r\n")
     if columns:
         writer.writerow(columns)
     for row in rows:
@@ -189,9 +232,9 @@ def links_table(
     caption: str | None = None,
 ) -> Table:
     table = Table(
-        title=escape(title),
+        title=cell(title),
         title_justify="left",
-        caption=escape(caption) if caption else None,
+        caption=cell(caption) if caption else None,
         caption_justify="left",
     )
     table.add_column("#", justify="right", style="dim")
@@ -200,9 +243,9 @@ def links_table(
     for name in extra:
         table.add_column(name, justify="right" if name == "books" else "center")
     for rank, record in enumerate(records, 1):
-        cells = [str(rank), escape(record["title"]), f"{record['score']:.3f}"]
+        cells = [str(rank), cell(record["title"]), f"{record['score']:.3f}"]
         for name in extra:
             value = record.get(name)
-            cells.append("✓" if value is True else "" if value is False else _cell(value))
+            cells.append("✓" if value is True else "" if value is False else cell(_plain(value)))
         table.add_row(*cells)
     return table

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from bookvec import disk
 from bookvec.errors import ConfigError
+from bookvec.outfiles import check_output, is_stdout
+from bookvec.safetext import json_safe
 
 KEEP = 100  # rejects listed in the --json report (the count is always whole)
 WARN = 10  # rejects printed as warnings on stderr; then one line with the count
@@ -44,11 +47,19 @@ class Rejects:
         self._handle = None
         self._tmp: Path | None = None
         if path is not None:
-            target = Path(path).expanduser()
+            # symlinks are written through, never replaced; `-`, a FIFO or a character device
+            # is written to directly (there is nothing to rename over)
+            target = check_output(path, what="--rejects")
             self._target = target
-            self._tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            direct = is_stdout(target) or (target.exists() and not target.is_file())
             try:
-                self._handle = open(self._tmp, "w", encoding="utf-8")
+                if is_stdout(target):
+                    self._handle = open(sys.stdout.fileno(), "w", encoding="utf-8", closefd=False)
+                elif direct:
+                    self._handle = open(target, "w", encoding="utf-8")
+                else:
+                    self._tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                    self._handle = open(self._tmp, "w", encoding="utf-8")
             except OSError as exc:
                 raise self._error(exc) from None
 
@@ -79,7 +90,8 @@ class Rejects:
         try:
             with disk.guard(self._target, what=f"writing --rejects {self.path}"):
                 self._handle.close()
-                os.replace(self._tmp, self._target)
+                if self._tmp is not None:
+                    os.replace(self._tmp, self._target)
         except OSError as exc:
             self.discard()
             raise self._error(exc) from None
@@ -107,7 +119,8 @@ class Rejects:
         if self._handle is not None:
             try:
                 with disk.guard(self._target, what=f"writing --rejects {self.path}"):
-                    self._handle.write(json.dumps(as_dict(item), ensure_ascii=False) + "\n")
+                    line = json.dumps(as_dict(item), ensure_ascii=False)
+                    self._handle.write(json_safe(line) + "\n")
             except OSError as exc:
                 self.discard()
                 raise self._error(exc) from None

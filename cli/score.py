@@ -138,7 +138,6 @@ def read_pairs(
 
 
 def _pairs_table(records):
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="P(the book's article links to the page)", title_justify="left")
@@ -147,7 +146,7 @@ def _pairs_table(records):
     table.add_column("page")
     for record in records:
         table.add_row(
-            f"{record['probability']:.4f}", escape(record["book"]), escape(record["link"])
+            f"{record['probability']:.4f}", output.cell(record["book"]), output.cell(record["link"])
         )
     return table
 
@@ -262,7 +261,8 @@ def score(
     if pairs is None and fmt == "table":
         result = results[0]
         output.stdout.print(
-            f"{result['probability']:.4f}  {result['book']}  ->  {result['link']}", markup=False
+            f"{result['probability']:.4f}  {output.cell(result['book'])}  ->  "
+            f"{output.cell(result['link'])}"
         )
         return
     output.emit_rows(

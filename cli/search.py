@@ -27,7 +27,7 @@ def genre_filter_values(values: list[str]) -> tuple[str, ...]:
 
     canonical: list[str] = []
     for value in values:
-        for genre in canonical_genres(value) or [value.strip().lower()]:
+        for genre in canonical_genres(value) or [value.strip().casefold()]:
             if genre not in canonical:
                 canonical.append(genre)
     return tuple(canonical)

@@ -190,14 +190,8 @@ def _report(counts, rejects, *, dry_run: bool, json_: bool, rejects_file: str | 
 
 
 def _check_writable_dir(path: str) -> None:
-    """Fail before any work if the rejects file cannot be written where it is asked for."""
-    from pathlib import Path
+    """Fail before any book is stored if the rejects file cannot be written where it is asked
+    for: a missing or read-only directory, a directory or a block device as the name."""
+    from bookvec.outfiles import check_output
 
-    from bookvec.errors import ConfigError
-
-    parent = Path(path).expanduser().resolve().parent
-    if not parent.is_dir():
-        raise ConfigError(
-            f"--rejects {path}: the directory {parent} does not exist",
-            hint="create it first, or give another path",
-        )
+    check_output(path, what="--rejects")

@@ -18,6 +18,7 @@ insert releases the GIL, so `_write` converts batch k+1 while Edge writes batch 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -134,6 +135,8 @@ class EdgeStore:
         self._ef_override: int | None = None
         self._writing: Path | None = None  # the shard directory `_changing` is writing to
         self._published = False  # whether the last `_changing` published its copy
+        self._scratch: Path | None = None  # a private copy of a read-only shard (see below)
+        self._scratch_next: Path | None = None
         self._follow()
 
     # --- reading -------------------------------------------------------------------------------
@@ -390,8 +393,9 @@ class EdgeStore:
         shard = None
         if opened is not None:
             try:
-                _room(opened.path / SHARD, 0, what="opening the store", grows=False)
-                shard = _load(opened.path / SHARD)
+                if os.access(opened.path / SHARD, os.W_OK):  # a read-only one is copied first
+                    _room(opened.path / SHARD, 0, what="opening the store", grows=False)
+                shard, self._scratch_next = _load_for_reading(opened.path / SHARD, self.read_only)
                 _verify(opened, shard)
             except StoreLockedError:
                 opened.lock.close()
@@ -408,8 +412,9 @@ class EdgeStore:
                     shard.close()
                 opened.lock.close()
                 raise
+        scratch, self._scratch_next = self._scratch_next, None
         self._drop()
-        self._live, self._shard, self._stamp = opened, shard, stamp
+        self._live, self._shard, self._stamp, self._scratch = opened, shard, stamp, scratch
         self._set_params()
 
     def _set_params(self) -> None:
@@ -440,7 +445,9 @@ class EdgeStore:
             self._shard.close()
         if self._live is not None:
             self._live.lock.close()
-        self._live, self._shard, self._stamp = None, None, UNSEEN
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        self._live, self._shard, self._stamp, self._scratch = None, None, UNSEEN, None
 
     def _build(
         self,
@@ -658,6 +665,24 @@ def _stored_hashes(shard: edge.EdgeShard, items: list[Prepared]) -> dict[str, st
         for rec in shard.retrieve(ids, with_payload=["content_hash"], with_vector=False):
             stored[str(rec.id)] = (rec.payload or {}).get("content_hash")
     return stored
+
+
+def _load_for_reading(path: Path, read_only: bool) -> tuple[edge.EdgeShard, Path | None]:
+    """Open a shard to read. Edge maps its files read-write even to read, so a shard on a
+    read-only file system (or without write permission) is copied to a private temporary
+    directory first (sparse; removed on close): `bookvec search` works on a read-only home."""
+    import os
+    import tempfile
+
+    if not read_only or os.access(path, os.W_OK):
+        return _load(path), None
+    scratch = Path(tempfile.mkdtemp(prefix="bookvec-ro-"))
+    try:
+        copy_tree(path, scratch / SHARD)
+        return _load(scratch / SHARD), scratch
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
 
 
 def _load(path: Path) -> edge.EdgeShard:

@@ -81,7 +81,9 @@ class FileLock:
     """An flock on one open file; shared or exclusive, polled until `wait` seconds pass."""
 
     def __init__(self, path: Path, *, create: bool) -> None:
-        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        # an existing lock is opened read-only: flock needs no write access, so a reader works
+        # on a read-only BOOKVEC_HOME
+        flags = (os.O_RDWR | os.O_CREAT) if create else os.O_RDONLY
         self.path = path
         self.fd = os.open(path, flags, 0o644)  # FileNotFoundError when the generation is gone
 

@@ -13,7 +13,8 @@ from typing import Any
 NAMESPACE = uuid.UUID("3b0f2d4e-6c1a-5e8b-9f47-b00c5ec0ffee")
 
 # Provenance, not content: a book re-sent from another source with the same content is unchanged.
-UNHASHED_FIELDS = ("content_hash", "source")
+# The filter keys are derived from author and country (indexer/keys.py), not content either.
+UNHASHED_FIELDS = ("content_hash", "source", "author_keys", "country_key")
 
 
 _NAMESPACE_BYTES = NAMESPACE.bytes

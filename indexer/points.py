@@ -8,6 +8,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from bookvec.errors import ConfigError, ModelMismatchError, StoreError, TitleNotFoundError
 from bookvec.indexer.ids import content_hash, point_id
+from bookvec.indexer.keys import add_filter_keys
 from bookvec.indexer.types import BookPoint, UpsertReport
 
 BATCH = 2048  # points per write: large enough that per-call costs vanish, small for progress
@@ -68,6 +69,7 @@ def _complete(point: BookPoint, vector: list[float]) -> Prepared:
     payload.setdefault("genres", [])
     if not payload.get("content_hash"):
         payload["content_hash"] = content_hash(payload, vector)
+    add_filter_keys(payload)
     return Prepared(point_id(point.title), point.title, vector, payload)
 
 

@@ -157,7 +157,9 @@ class ServerStore:
         self._retry = retry or Retry(o.retries, o.backoff, o.max_backoff)
         self._owns_client = owns_client
         init = client.init_options
-        self.location = str(init.get("url") or init.get("location") or init.get("path") or "")
+        self.location = _shown(
+            str(init.get("url") or init.get("location") or init.get("path") or "")
+        )
         # Local mode searches exactly, ignores search params (and warns about them) and is not
         # thread-safe.
         self.local = bool(init.get("path")) or init.get("location") == ":memory:"
@@ -758,3 +760,10 @@ def _check_layout(shards: int | None, replicas: int | None) -> None:
     for name, value in (("--shards", shards), ("--replicas", replicas)):
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be at least 1, not {value}")
+
+
+def _shown(location: str) -> str:
+    """The server's URL as every message and `info` show it: credentials masked."""
+    from bookvec.safetext import mask_url
+
+    return mask_url(location) or ""

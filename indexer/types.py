@@ -14,7 +14,9 @@ Progress = Callable[[int], None]
 # Payload fields with a payload index, created before any bulk load: exactly the fields filters
 # use (the author filter matches `authors`, so co-authors count). No index on `title` or
 # `author`: nothing filters by them, and on Edge each index costs ~3 us per point written.
-KEYWORD_FIELDS = ("genres", "authors", "country")
+# author_keys / country_key: the normalised forms the filters match (indexer/keys.py); authors
+# and country stay indexed for stores written before the keys existed (filters.py).
+KEYWORD_FIELDS = ("genres", "authors", "country", "author_keys", "country_key")
 INTEGER_FIELDS = ("year",)
 
 QUANTIZATIONS = ("none", "int8")

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 # A variant (lowercase, suffix already dropped or not) -> its canonical name.
@@ -189,7 +190,8 @@ def canonical_genres(raw: str | None) -> list[str]:
 
 @lru_cache(maxsize=1 << 16)  # the same few thousand strings recur across a corpus
 def _canonical_genres(raw: str) -> tuple[str, ...]:
-    text = strip_markup(raw, br=",")
+    # one Unicode form, so that a genre typed decomposed (or with a ligature) is the same genre
+    text = strip_markup(unicodedata.normalize("NFKC", raw), br=",")
     text = _PARENS.sub(" ", text)
     out: list[str] = []
     for part in _SPLIT.split(text):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bookvec.model.reduce import require
+from bookvec.outfiles import output_file
 
 # tab10 without its grey, then tab20's light tints and two of tab20b: 20 colours a reader can
 # tell apart; "other" is the light grey that none of them is.
@@ -82,8 +82,16 @@ def _point_size(n: int) -> float:
 
 
 def draw_png(data: MapData, out: Path, *, width: int = 1600, height: int = 1200) -> None:
-    """Write the map as a PNG of exactly ``width`` x ``height`` pixels."""
+    """Write the map as a PNG of exactly ``width`` x ``height`` pixels. Titles are drawn as
+    typed: a ``$`` is not mathtext and no LaTeX runs, whatever the user's matplotlibrc says."""
     require("matplotlib", "matplotlib")
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        _draw_png(data, out, width=width, height=height)
+
+
+def _draw_png(data: MapData, out: Path, *, width: int, height: int) -> None:
     from matplotlib import patheffects
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -176,7 +184,8 @@ def draw_png(data: MapData, out: Path, *, width: int = 1600, height: int = 1200)
     if data.title:
         fig.suptitle(data.title, x=0.01, y=0.985, ha="left", va="top", fontsize=12)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi, format="png", facecolor="white")
+    with output_file(out, what="--out") as where, open(where, "wb") as handle:
+        fig.savefig(handle, dpi=dpi, format="png", facecolor="white")
 
 
 def _label_spot(
@@ -267,10 +276,14 @@ SEARCH_JS = """
     if (trace.meta === 'bookvec-search') { searchTrace = t; return; }
     if (trace.meta !== 'bookvec-points') return;
     for (var i = 0; i < trace.x.length; i++) {
-      points.push({title: trace.customdata[i][0], x: trace.x[i], y: trace.y[i]});
+      var row = trace.customdata[i];  // shown fields (HTML-escaped), then the raw title
+      points.push({title: row[row.length - 1], x: trace.x[i], y: trace.y[i]});
       xs.push(trace.x[i]); ys.push(trace.y[i]);
     }
   });
+  function esc(text) {  // plotly reads tags (<a href>, <b>) in labels: show them as typed
+    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  }
   var spanX = Math.max.apply(null, xs) - Math.min.apply(null, xs);
   var spanY = Math.max.apply(null, ys) - Math.min.apply(null, ys);
   function matches(query, limit) {
@@ -300,7 +313,7 @@ SEARCH_JS = """
     var dx = 0.06 * spanX, dy = 0.06 * spanY;
     Plotly.relayout(gd, {
       'xaxis.range': [hit.x - dx, hit.x + dx], 'yaxis.range': [hit.y - dy, hit.y + dy],
-      annotations: [{x: hit.x, y: hit.y, text: hit.title, showarrow: true, arrowhead: 0,
+      annotations: [{x: hit.x, y: hit.y, text: esc(hit.title), showarrow: true, arrowhead: 0,
                      ax: 0, ay: -36, bgcolor: 'rgba(255,255,255,0.9)', bordercolor: '#333'}]
     });
     if (searchTrace >= 0) Plotly.restyle(gd, {x: [[hit.x]], y: [[hit.y]]}, [searchTrace]);
@@ -349,14 +362,17 @@ def write_html(data: MapData, out: Path) -> None:
                 x=xy[rows, 0].tolist(),
                 y=xy[rows, 1].tolist(),
                 mode="markers",
-                name=label,
+                name=_html(label),
                 meta="bookvec-points",
                 marker={
                     "color": data.colour(group),
                     "size": size,
                     "opacity": 0.5 if group is None else 0.85,
                 },
-                customdata=[[data.names[r], *_hover(data, r)] for r in rows],
+                customdata=[
+                    [_html(data.names[r]), *map(_html, _hover(data, r)), data.names[r]]
+                    for r in rows
+                ],
                 hovertemplate=template + "<extra></extra>",
             )
         )
@@ -378,7 +394,7 @@ def write_html(data: MapData, out: Path) -> None:
         )
     )
     fig.update_layout(
-        title={"text": data.title, "x": 0.01, "xanchor": "left", "y": 0.98},
+        title={"text": _html(data.title), "x": 0.01, "xanchor": "left", "y": 0.98},
         template="plotly_white",
         xaxis={"visible": False},
         yaxis={"visible": False, "scaleanchor": "x", "scaleratio": 1},
@@ -398,9 +414,14 @@ def write_html(data: MapData, out: Path) -> None:
     )
     html = offline_html(body, offline.get_plotlyjs())
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
+    with output_file(out, what="--out") as where:
+        where.write_text(html, encoding="utf-8")
+
+
+def _html(text: str) -> str:
+    """Text for a plotly label, which reads a few HTML tags (``<a href>``, ``<b>``, ``<br>``)
+    and entities: a title's tags are shown as typed, never followed or applied."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _hover(data: MapData, row: int) -> list[str]:
@@ -421,7 +442,7 @@ def _add_highlights(go: object, fig: object, data: MapData, xy: np.ndarray) -> N
             line_x += [bx, xy[row, 0], None]
             line_y += [by, xy[row, 1], None]
             near_rows.append(row)
-            near_text.append(f"{data.names[row]} ({cosine:.2f})")
+            near_text.append(_html(f"{data.names[row]} ({cosine:.2f})"))
     fig.add_trace(
         go.Scatter(
             x=line_x, y=line_y, mode="lines", line={"color": "#555555", "width": 1},
@@ -448,7 +469,7 @@ def _add_highlights(go: object, fig: object, data: MapData, xy: np.ndarray) -> N
             x=xy[rows, 0].tolist(),
             y=xy[rows, 1].tolist(),
             mode="markers+text",
-            text=[data.names[r] for r in rows],
+            text=[_html(data.names[r]) for r in rows],
             textposition="top center",
             textfont={"size": 13, "color": "black"},
             name="highlighted",
@@ -531,8 +552,12 @@ def write_projector(
     vectors_path = out_dir / "vectors.tsv"
     metadata_path = out_dir / "metadata.tsv"
     config_path = out_dir / "projector_config.json"
-    np.savetxt(vectors_path, np.asarray(vectors, dtype=np.float32), fmt="%.6f", delimiter="\t")
-    with open(metadata_path, "w", encoding="utf-8", newline="\n") as handle:
+    with output_file(vectors_path, what="projector file") as where:
+        np.savetxt(where, np.asarray(vectors, dtype=np.float32), fmt="%.6f", delimiter="\t")
+    with (
+        output_file(metadata_path, what="projector file") as where,
+        open(where, "w", encoding="utf-8", newline="\n") as handle,
+    ):
         handle.write("\t".join(columns) + "\n")
         for row in metadata:
             handle.write("\t".join(tsv_cell(value) for value in row) + "\n")
@@ -546,7 +571,8 @@ def write_projector(
             }
         ]
     }
-    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    with output_file(config_path, what="projector file") as where:
+        where.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return {
         "vectors": str(vectors_path),
         "metadata": str(metadata_path),

@@ -229,18 +229,33 @@ def map_coordinates(
         if coords is not None and coords.shape == (len(vectors), 2) and np.isfinite(coords).all():
             say(f"Using the cached {method.upper()} map of {len(vectors):,} {kind} ({path.name})")
             return coords.astype(np.float32, copy=False), True
+    cacheable = os.access(path.parent, os.W_OK)  # checked before the minutes of computing
+    if not cacheable:
+        warnings.warn(
+            f"the model directory {path.parent} is not writable (read-only?): the map is "
+            "computed but not cached, so the next one computes it again",
+            stacklevel=2,
+        )
     say(f"{method.upper()} of {len(vectors):,} {kind[:-1]} vectors (cosine, seed {seed})...")
     started = time.perf_counter()
     coords = reduce_2d(np.asarray(vectors), method=method, seed=seed, log=say)
+    if cacheable:
+        _save_cache(path, coords, started, say)
+    return coords, False
+
+
+def _save_cache(path: Path, coords: np.ndarray, started: float, say: Log) -> None:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
     try:
         np.save(tmp, coords)
         os.replace(tmp, path)
         say(f"Map computed in {time.perf_counter() - started:.1f} s, cached as {path.name}")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         say(f"Map computed in {time.perf_counter() - started:.1f} s (not cached: {exc})")
-    return coords, False
 
 
 # --- genres for colouring ----------------------------------------------------------------------

@@ -18,7 +18,8 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -280,20 +281,13 @@ def _tsv_value(value: object) -> str:
     return str(value)
 
 
-class _atomic:
-    """``with _atomic(path) as tmp``: write ``tmp``; it replaces ``path`` only on success."""
+@contextmanager
+def _atomic(path: Path) -> Iterator[str]:
+    """``with _atomic(path) as tmp``: write ``tmp``; it replaces ``path`` only on success
+    (a symlink's target, never the link; a device or FIFO is written through)."""
+    from bookvec.outfiles import output_file
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def __enter__(self) -> str:
-        if not self.path.parent.is_dir():
-            raise InputError("the folder does not exist", path=str(self.path.parent))
-        self.tmp = str(self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp"))
-        return self.tmp
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            Path(self.tmp).unlink(missing_ok=True)
+    if not Path(path).parent.is_dir():
+        raise InputError("the folder does not exist", path=str(Path(path).parent))
+    with output_file(path, what="vectors") as where:
+        yield str(where)
