@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from bookvec.indexer.catalogue import LINKS_FIELD, UPSERTED, UpsertedBook, encode_links
+from bookvec.indexer.ids import UNHASHED_FIELDS
 
-# Payload fields that are the store's own bookkeeping, not the book's.
-_DERIVED = ("content_hash", "source", LINKS_FIELD, "title")
+# Payload fields that are the store's own bookkeeping (hash, source, filter keys), not the book's.
+_DERIVED = (*UNHASHED_FIELDS, LINKS_FIELD, "title")
 
 
 def cleaned_links(links: Iterable[str], cleaning) -> list[str]:
