@@ -30,7 +30,7 @@ from typing import Any
 import qdrant_edge as edge
 
 from bookvec.errors import ConfigError, DataNotFoundError, StoreError, StoreLockedError
-from bookvec.indexer import filters
+from bookvec.indexer import filters, hybrid
 from bookvec.indexer.generations import SHARD, GenerationMeta, Layout, Opened, copy_tree
 from bookvec.indexer.ids import point_id
 from bookvec.indexer.points import (
@@ -39,6 +39,7 @@ from bookvec.indexer.points import (
     check_examples,
     check_limit,
     check_model,
+    check_sparse,
     check_vector,
     classify,
     dedupe,
@@ -46,6 +47,7 @@ from bookvec.indexer.points import (
     ids_by_title,
     prepare_batch,
     recommend_vector,
+    sparse_vectors_fit,
 )
 from bookvec.indexer.types import (
     INTEGER_FIELDS,
@@ -89,6 +91,7 @@ class EdgeStore:
         self._stamp: tuple[int, int] | None = None
         self._params: edge.SearchParams | None = None
         self._ef_override: int | None = None
+        self.hybrid = hybrid.DEFAULT_HYBRID  # how hybrid and diverse queries are built
         self._follow()
 
     # --- reading -------------------------------------------------------------------------------
@@ -115,17 +118,33 @@ class EdgeStore:
         limit: int = 10,
         filter: BookFilter | None = None,
         exclude_titles: Iterable[str] = (),
+        sparse: tuple[Sequence[int], Sequence[float]] | None = None,
+        mode: str = "dense",
+        diverse: bool = False,
     ) -> list[Hit]:
         live, shard = self._require()
         query = check_vector(vector, live.meta.vector_size, what="the query vector")
-        return self._nearest(shard, query, limit, filter, [point_id(t) for t in exclude_titles])
+        excluded = [point_id(t) for t in exclude_titles]
+        if mode == "dense" and not diverse:
+            return self._nearest(shard, query, limit, filter, excluded)
+        pair = None if sparse is None else check_sparse(sparse, what="the sparse query")
+        return self._by_mode(shard, mode, query, pair, limit, filter, excluded, diverse)
 
     def search_like(
-        self, title: str, *, limit: int = 10, filter: BookFilter | None = None
+        self,
+        title: str,
+        *,
+        limit: int = 10,
+        filter: BookFilter | None = None,
+        mode: str = "dense",
+        diverse: bool = False,
     ) -> list[Hit]:
         _, shard = self._require()
-        vectors = self._vectors(shard, [title])
-        return self._nearest(shard, vectors[0], limit, filter, [point_id(title)])
+        if mode == "dense" and not diverse:
+            vectors = self._vectors(shard, [title])
+            return self._nearest(shard, vectors[0], limit, filter, [point_id(title)])
+        [(dense, sparse)] = self._both_vectors(shard, [title])
+        return self._by_mode(shard, mode, dense, sparse, limit, filter, [point_id(title)], diverse)
 
     def recommend(
         self,
@@ -134,13 +153,18 @@ class EdgeStore:
         *,
         limit: int = 10,
         filter: BookFilter | None = None,
+        mode: str = "dense",
+        diverse: bool = False,
     ) -> list[Hit]:
         check_examples(positive, negative)
         _, shard = self._require()
-        vectors = self._vectors(shard, [*positive, *negative])
-        query = recommend_vector(vectors[: len(positive)], vectors[len(positive) :])
         excluded = list(ids_by_title([*positive, *negative]).values())
-        return self._nearest(shard, query, limit, filter, excluded)
+        if mode == "dense" and not diverse:
+            vectors = self._vectors(shard, [*positive, *negative])
+            query = recommend_vector(vectors[: len(positive)], vectors[len(positive) :])
+            return self._nearest(shard, query, limit, filter, excluded)
+        dense, sparse = recommend_both(self._both_vectors(shard, [*positive, *negative]), positive)
+        return self._by_mode(shard, mode, dense, sparse, limit, filter, excluded, diverse)
 
     def get(self, titles: Iterable[str], *, with_vectors: bool = False) -> dict[str, Record]:
         _, shard = self._require()
@@ -154,7 +178,8 @@ class EdgeStore:
                 title=title,
                 id=pid,
                 payload=dict(found[pid].payload or {}),
-                vector=list(found[pid].vector) if with_vectors else None,
+                vector=hybrid.split_vector(found[pid].vector)[0] if with_vectors else None,
+                sparse=hybrid.split_vector(found[pid].vector)[1] if with_vectors else None,
             )
             for title, pid in ids.items()
             if pid in found
@@ -231,11 +256,13 @@ class EdgeStore:
             self._check_writable()
         live, shard = self._require()
         size = live.meta.vector_size
+        has_sparse = IndexOptions.from_dict(live.meta.index).has_sparse
         report = UpsertReport(0, 0, 0)
         batches = iter(batched(points))
         first: list[Prepared] = []
         for batch in batches:
             items = dedupe(prepare_batch(batch, size))
+            sparse_vectors_fit(items, has_sparse, self.root)
             first, counts = classify(items, _stored_hashes(shard, items))
             report = report + counts
             if first and not dry_run:
@@ -250,6 +277,7 @@ class EdgeStore:
                 yield first
                 for batch in batches:
                     items = dedupe(prepare_batch(batch, size))
+                    sparse_vectors_fit(items, has_sparse, self.root)
                     changed, counts = classify(items, _stored_hashes(target, items))
                     report = report + counts
                     if changed:
@@ -349,7 +377,10 @@ class EdgeStore:
         try:
             shard = _create(build / SHARD, vector_size, options)
             try:
-                items = (dedupe(prepare_batch(batch, vector_size)) for batch in batched(points))
+                items = (
+                    _fits(dedupe(prepare_batch(batch, vector_size)), options.has_sparse, build)
+                    for batch in batched(points)
+                )
                 _write(shard, items, progress)
                 # Edge builds HNSW only here, and only for segments above the indexing
                 # threshold (~51k 50-d points); below it every search is exact.
@@ -410,11 +441,58 @@ class EdgeStore:
     def _vectors(self, shard: edge.EdgeShard, titles: Sequence[str]) -> list[list[float]]:
         ids = ids_by_title(titles)
         records = shard.retrieve(list(ids.values()), with_payload=False, with_vector=True)
-        by_id = {str(rec.id): list(rec.vector) for rec in records}
+        by_id = {str(rec.id): hybrid.split_vector(rec.vector)[0] for rec in records}
         missing = first_missing(titles, [t for t, pid in ids.items() if pid in by_id])
         if missing is not None:
             raise missing
         return [by_id[point_id(title)] for title in titles]
+
+    def _both_vectors(self, shard: edge.EdgeShard, titles: Sequence[str]) -> list[Any]:
+        """(dense, sparse) of each title, in order; sparse None where the book has none."""
+        ids = ids_by_title(titles)
+        records = shard.retrieve(list(ids.values()), with_payload=False, with_vector=True)
+        by_id = {str(rec.id): hybrid.split_vector(rec.vector) for rec in records}
+        missing = first_missing(titles, [t for t, pid in ids.items() if pid in by_id])
+        if missing is not None:
+            raise missing
+        return [by_id[point_id(title)] for title in titles]
+
+    def _by_mode(
+        self,
+        shard: edge.EdgeShard,
+        mode: str,
+        dense: Sequence[float],
+        sparse: tuple[list[int], list[float]] | None,
+        limit: int,
+        flt: BookFilter | None,
+        exclude_ids: Sequence[str],
+        diverse: bool,
+    ) -> list[Hit]:
+        """A search in `mode` (hybrid.py builds the query), optionally diversified by MMR."""
+        hybrid.check_mode(mode)
+        if mode != "dense" and not IndexOptions.from_dict(self._live.meta.index).has_sparse:
+            raise _no_sparse(self.root)
+        if hybrid.nothing_to_search(mode, sparse):
+            return []
+        request = hybrid.edge_request(
+            mode,
+            list(dense),
+            sparse,
+            limit=check_limit(limit),
+            flt=filters.to_edge(flt, exclude_ids),
+            params=self._params,
+            diverse=diverse,
+            spec=self.hybrid,
+        )
+        return [
+            Hit(
+                title=p.payload["title"],
+                score=float(p.score),
+                payload=dict(p.payload),
+                id=str(p.id),
+            )
+            for p in shard.query(request)
+        ]
 
     def _nearest(
         self,
@@ -443,6 +521,33 @@ class EdgeStore:
         ]
 
 
+def _no_sparse(where: object) -> StoreError:
+    return StoreError(
+        f"{where} holds no sparse vectors (it was indexed before they existed, or without)",
+        hint="run `bookvec index` to rebuild it, or search with --mode dense",
+    )
+
+
+def _fits(items: list[Prepared], has_sparse: bool, where: object) -> list[Prepared]:
+    sparse_vectors_fit(items, has_sparse, where)
+    return items
+
+
+def recommend_both(
+    vectors: Sequence[Any], positive: Sequence[str]
+) -> tuple[list[float], tuple[list[int], list[float]] | None]:
+    """The average_vector rule on both sides: dense as Qdrant's, sparse by model.sparse's."""
+    from bookvec.model.sparse import combine
+
+    dense = [d for d, _ in vectors]
+    sparse = [s for _, s in vectors]
+    n = len(positive)
+    query = recommend_vector(dense[:n], dense[n:])
+    pos = [s for s in sparse[:n] if s is not None]
+    neg = [s for s in sparse[n:] if s is not None]
+    return query, (combine(pos, neg) if pos else None)
+
+
 def _create(path: Path, vector_size: int, options: IndexOptions) -> edge.EdgeShard:
     vectors = edge.EdgeVectorParams(size=vector_size, distance=edge.Distance.Cosine)
     hnsw = edge.HnswIndexConfig(
@@ -455,8 +560,13 @@ def _create(path: Path, vector_size: int, options: IndexOptions) -> edge.EdgeSha
         quantization = edge.ScalarQuantizationConfig(
             type=edge.ScalarType.Int8, quantile=0.99, always_ram=True
         )
+    sparse_vectors = None
+    if options.has_sparse:
+        modifier = edge.Modifier.Idf if options.sparse == "idf" else None
+        sparse_vectors = {hybrid.SPARSE: edge.EdgeSparseVectorParams(modifier=modifier)}
     config = edge.EdgeConfig(
         vectors=vectors,
+        sparse_vectors=sparse_vectors,
         hnsw_config=hnsw,
         quantization_config=quantization,
         optimizers=edge.EdgeOptimizersConfig(indexing_threshold=INDEXING_THRESHOLD_KB),
@@ -523,7 +633,7 @@ def _write(
     with ThreadPoolExecutor(1, thread_name_prefix="bookvec-edge-write") as pool:
         try:
             for items in batches:
-                points = [edge.Point(item.id, item.vector, item.payload) for item in items]
+                points = [edge.Point(item.id, _edge_vector(item), item.payload) for item in items]
                 operation = edge.UpdateOperation.upsert_points(points)
                 finish()
                 pending = (pool.submit(shard.update, operation), len(items))
@@ -531,6 +641,12 @@ def _write(
         finally:
             if pending is not None:  # failed while converting: let the running write end
                 pending[0].exception()
+
+
+def _edge_vector(item: Prepared) -> Any:
+    if item.sparse is None:
+        return item.vector
+    return {"": item.vector, hybrid.SPARSE: edge.SparseVector(*item.sparse)}
 
 
 def _one_shard(shards: int | None, replicas: int | None) -> None:
