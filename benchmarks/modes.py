@@ -34,13 +34,13 @@ def corpus(args) -> Path:
     return path
 
 
-def specs(sweep: bool):
+def specs(sweep: bool, weights=(0.5, 1.0, 2.0, 4.0)):
     from bookvec.indexer.hybrid import Hybrid
 
     if not sweep:
         return {}
     out = {"rrf": Hybrid(fusion="rrf"), "dbsf": Hybrid(fusion="dbsf")}
-    for w in (0.5, 1.0, 2.0, 4.0):
+    for w in weights:
         out[f"formula{w:g}"] = Hybrid(fusion="formula", sparse_weight=w)
     return out
 
@@ -88,7 +88,7 @@ def run(args) -> None:
                 queries,
                 k=K,
                 weighting=weighting,
-                specs=specs(args.sweep),
+                specs=specs(args.sweep, args.formula_weights),
             )
             for name, metrics in found.items():
                 modes[name if len(args.weightings) == 1 else f"{weighting}/{name}"] = metrics
@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--weightings", nargs="+", default=["tfidf"])
     parser.add_argument("--sweep", action="store_true", help="also RRF, DBSF, formula weights")
+    parser.add_argument("--formula-weights", type=float, nargs="+", default=[0.5, 1, 2, 4])
     parser.add_argument("--probe", action="store_true")
     parser.add_argument("--config", help='TrainConfig overrides, JSON: {"negative_power": 0}')
     run(parser.parse_args())

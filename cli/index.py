@@ -22,7 +22,7 @@ from bookvec.cli.common import (
 # import the indexer (keep them equal; a test checks).
 DEFAULT_HNSW_M = 16
 DEFAULT_HNSW_EF = 128
-DEFAULT_WEIGHTING = "tfidf"  # bookvec.model.sparse.DEFAULT_WEIGHTING (a test checks)
+DEFAULT_WEIGHTING = "bm25"  # bookvec.model.sparse.DEFAULT_WEIGHTING (a test checks)
 
 
 def run_index(
@@ -119,8 +119,8 @@ def index(
     sparse: str = typer.Option(
         DEFAULT_WEIGHTING,
         "--sparse",
-        help="Weights of each book's links in its sparse vector: tfidf, bm25, binary (with "
-        "the store's IDF), or none (dense vectors only; no sparse or hybrid search).",
+        help="Weights of each book's links in its sparse vector: bm25 or binary (with the "
+        "store's IDF), tfidf, or none (dense vectors only; no sparse or hybrid search).",
     ),
     json_: JsonOption = False,
     url: UrlOption = None,
