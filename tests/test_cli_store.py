@@ -52,6 +52,8 @@ def test_index_options_are_stored_with_the_collection(home):
         "hnsw_ef_construct": 100,
         "hnsw_ef": 128,
         "quantization": "none",
+        "sparse": "idf",  # bm25 weights, the store's IDF on the query side
+        "sparse_weighting": "bm25",
     }
     assert (defaults["shards"], defaults["replicas"]) == (1, 1)
     tuned = run(home, "index", "--hnsw-m", "32", "--hnsw-ef", "64", "--quantization", "int8")
@@ -66,11 +68,13 @@ def test_index_options_are_stored_with_the_collection(home):
 def test_cli_defaults_match_the_library():
     from bookvec.cli import index
     from bookvec.indexer import IndexOptions
+    from bookvec.model.sparse import DEFAULT_WEIGHTING
 
     assert (index.DEFAULT_HNSW_M, index.DEFAULT_HNSW_EF) == (
         IndexOptions().hnsw_m,
         IndexOptions().hnsw_ef,
     )
+    assert index.DEFAULT_WEIGHTING == DEFAULT_WEIGHTING
 
 
 @pytest.mark.parametrize(
@@ -152,7 +156,7 @@ def test_upsert_reads_the_input_lazily(home, monkeypatch):
             seen.append(i)
             yield Book(i)
 
-    def fold(chunk, bundle, runtime):
+    def fold(chunk, bundle, runtime, weights=None):
         from bookvec.cli.actions import FoldInResult
 
         return FoldInResult(points=[f"point of {book.title}" for book in chunk])
