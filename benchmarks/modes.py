@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bookvec.model.sparse import DEFAULT_WEIGHTING
+
 K = 10
 GA, AR = f"genre_agreement@{K}", f"author_recall@{K}"
 
@@ -135,7 +137,7 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=37_020)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--queries", type=int, default=2000)
-    parser.add_argument("--weightings", nargs="+", default=["tfidf"])
+    parser.add_argument("--weightings", nargs="+", default=[DEFAULT_WEIGHTING])
     parser.add_argument("--sweep", action="store_true", help="also RRF, DBSF, formula weights")
     parser.add_argument("--formula-weights", type=float, nargs="+", default=[0.5, 1, 2, 4])
     parser.add_argument("--probe", action="store_true")

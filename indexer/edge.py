@@ -70,6 +70,13 @@ INDEXING_THRESHOLD_KB = 10_000
 FULL_SCAN_THRESHOLD_KB = 10_000
 
 
+import os
+
+# Filtered sparse searches matching fewer points than this score them one by one (through the
+# payload index) instead of walking the inverted index's posting lists.
+SPARSE_FULL_SCAN_THRESHOLD = int(os.environ.get("BOOKVEC_SPARSE_FULL_SCAN", "100"))
+
+
 def indexing_threshold(vector_size: int) -> int:
     """How many points of this size a segment needs before optimize() builds HNSW for it."""
     return INDEXING_THRESHOLD_KB * 1024 // (4 * vector_size)
@@ -563,7 +570,10 @@ def _create(path: Path, vector_size: int, options: IndexOptions) -> edge.EdgeSha
     sparse_vectors = None
     if options.has_sparse:
         modifier = edge.Modifier.Idf if options.sparse == "idf" else None
-        sparse_vectors = {hybrid.SPARSE: edge.EdgeSparseVectorParams(modifier=modifier)}
+        params = edge.EdgeSparseVectorParams(
+            modifier=modifier, full_scan_threshold=SPARSE_FULL_SCAN_THRESHOLD
+        )
+        sparse_vectors = {hybrid.SPARSE: params}
     config = edge.EdgeConfig(
         vectors=vectors,
         sparse_vectors=sparse_vectors,
