@@ -70,11 +70,11 @@ INDEXING_THRESHOLD_KB = 10_000
 FULL_SCAN_THRESHOLD_KB = 10_000
 
 
-import os
-
-# Filtered sparse searches matching fewer points than this score them one by one (through the
-# payload index) instead of walking the inverted index's posting lists.
-SPARSE_FULL_SCAN_THRESHOLD = int(os.environ.get("BOOKVEC_SPARSE_FULL_SCAN", "100"))
+# A filtered sparse search whose filter matches fewer points than this scores them one by one;
+# above it, it walks the inverted index checking the filter. At 37k books with a genre filter
+# (~3.7k books) the first takes 2.5 ms (Edge's default threshold, 5,000), the second 0.48 ms
+# (thresholds 1,000 and 100 alike): the posting lists of a book's links are short.
+SPARSE_FULL_SCAN_THRESHOLD = 100
 
 
 def indexing_threshold(vector_size: int) -> int:
