@@ -78,14 +78,18 @@ class Dataset:
     payloads: list[dict]
     genre_of: np.ndarray  # first genre index per point (for the filter queries)
     genre_names: list[str]
+    sparse: list | None = None  # (indices, values) per point: the links' sparse vectors
 
     @property
     def n(self) -> int:
         return len(self.titles)
 
     def points(self):
-        for title, vector, payload in zip(self.titles, self.vectors, self.payloads, strict=True):
-            yield BookPoint(title=title, vector=vector, payload=payload)
+        sparse = self.sparse or [None] * self.n
+        for title, vector, payload, links in zip(
+            self.titles, self.vectors, self.payloads, sparse, strict=True
+        ):
+            yield BookPoint(title=title, vector=vector, payload=payload, sparse=links or None)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -122,7 +126,25 @@ def synthetic(n: int, seed: int = 0, dim: int = 50) -> Dataset:
             }
         )
     titles = [f"Synthetic Book {i:06d}" for i in range(n)]
-    return Dataset("synthetic", titles, vectors, payloads, genre, list(GENRES))
+    return Dataset(
+        "synthetic", titles, vectors, payloads, genre, list(GENRES), links(rng, genre, author)
+    )
+
+
+def links(rng, genre: np.ndarray, author: np.ndarray, per_book: int = 21) -> list:
+    """Sparse link vectors shaped like the corpus (~21 links a book, 42k pages): the author's
+    page, 6 pages of the genre's 400, the rest Zipf over all pages; bm25 weights."""
+    from bookvec.model.sparse import DEFAULT_WEIGHTING, link_weights
+
+    n, n_pages = len(genre), 42_000
+    rows = [np.stack([np.arange(n), author], axis=1)]
+    genre_pages = 2000 + genre[:, None] * 400 + rng.integers(400, size=(n, 6))
+    rows.append(np.stack([np.repeat(np.arange(n), 6), genre_pages.ravel()], axis=1))
+    zipf = np.minimum(rng.zipf(1.3, size=(n, per_book - 7)) + 6000, n_pages - 1)
+    rows.append(np.stack([np.repeat(np.arange(n), per_book - 7), zipf.ravel()], axis=1))
+    pairs = np.concatenate(rows)
+    weights = link_weights(pairs, n, n_pages, DEFAULT_WEIGHTING)
+    return list(weights.book_vectors(pairs, n))
 
 
 def from_model(ref: str, n: int, seed: int = 0) -> Dataset:
@@ -131,7 +153,11 @@ def from_model(ref: str, n: int, seed: int = 0) -> Dataset:
     from bookvec.model.bundle import open_bundle
 
     bundle = open_bundle(None if ref == "current" else ref)
-    base = list(bundle_points(bundle))
+    from bookvec.cli.actions import bundle_link_weights
+    from bookvec.model.sparse import DEFAULT_WEIGHTING
+
+    base = list(bundle_points(bundle, bundle_link_weights(bundle, DEFAULT_WEIGHTING)))
+    sparse = [p.sparse for p in base]
     vectors = unit(np.asarray([p.vector for p in base], dtype=np.float32))
     titles = [p.title for p in base]
     payloads = [dict(p.payload) for p in base]
@@ -147,10 +173,11 @@ def from_model(ref: str, n: int, seed: int = 0) -> Dataset:
         noise = rng.standard_normal((extra, vectors.shape[1])).astype(np.float32) * sigma
         vectors = np.concatenate([vectors, unit(vectors[source] + noise)])
         for j, s in enumerate(source):
+            sparse.append(sparse[s])
             titles.append(f"{titles[s]} (copy {j})")
             payloads.append({**payloads[s], "content_hash": f"c{j:031x}"})
     else:
-        vectors, titles, payloads = vectors[:n], titles[:n], payloads[:n]
+        vectors, titles, payloads, sparse = vectors[:n], titles[:n], payloads[:n], sparse[:n]
     counts: dict[str, int] = {}
     for payload in payloads:
         for genre in payload.get("genres") or []:
@@ -158,7 +185,8 @@ def from_model(ref: str, n: int, seed: int = 0) -> Dataset:
     top = [g for g, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:10]]
     index = {g: i for i, g in enumerate(top)}
     first = [next((index[g] for g in p.get("genres") or [] if g in index), -1) for p in payloads]
-    return Dataset(f"model {bundle.model_id}", titles, vectors, payloads, np.array(first), top)
+    name = f"model {bundle.model_id}"
+    return Dataset(name, titles, vectors, payloads, np.array(first), top, sparse)
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -286,7 +314,10 @@ def run_one(data: Dataset, args, workdir: Path) -> dict:
         return exact.top(vector, genre)
 
     home = workdir / f"home-{data.name.split()[0]}-{data.n}"
-    edge, built = build_edge(data, home / "store", IndexOptions(**args.index))
+    from bookvec.cli.actions import sparse_options
+    from bookvec.model.sparse import DEFAULT_WEIGHTING
+
+    edge, built = build_edge(data, home / "store", sparse_options(DEFAULT_WEIGHTING, **args.index))
     out.update(built)
     out.update(raw_edge(data, workdir / "raw"))
     for label, genre_of in (("unfiltered", lambda g: None), ("filtered", lambda g: g)):
@@ -307,10 +338,28 @@ def run_one(data: Dataset, args, workdir: Path) -> dict:
     if args.recall_curve and data.n == max(args.sizes):
         out["recall_curve"] = curve(edge, data, queries, ids, exact)
 
+    # Hybrid (the default mode): the book's dense and sparse vectors, Qdrant's fusion.
+    vectors = [q[0] for q in queries]
+    sparse_of = {id(v): data.sparse[int(i)] for v, i in zip(vectors, picks, strict=True)}
+
+    def hybrid_search(vector, genre):
+        flt = BookFilter(genres_any=(genre,)) if genre else None
+        hits = edge.search(vector, limit=K, filter=flt, sparse=sparse_of[id(vector)], mode="hybrid")
+        return [h.id for h in hits]
+
+    for label, genre_of in (("unfiltered", lambda g: None), ("filtered", lambda g: g)):
+        qs = [(v, genre_of(g)) for v, g in queries]
+        timed(hybrid_search, qs)
+        t_hybrid, _ = timed(hybrid_search, qs)
+        prefix = "" if label == "unfiltered" else "filtered_"
+        out[f"hybrid_{prefix}p50_ms"], out[f"hybrid_{prefix}p95_ms"] = percentiles(t_hybrid)
+
     title = data.titles[int(picks[0])]
     genre = data.genre_names[data.genre_of[int(picks[0])]]
-    t_like, _ = timed(lambda t: edge.search_like(t, limit=K), [(title,)] * 50)
+    t_like, _ = timed(lambda t: edge.search_like(t, limit=K, mode="dense"), [(title,)] * 50)
     out["edge_search_like_p50_ms"] = percentiles(t_like)[0]
+    t_like, _ = timed(lambda t: edge.search_like(t, limit=K, mode="hybrid"), [(title,)] * 50)
+    out["hybrid_search_like_p50_ms"] = percentiles(t_like)[0]
     edge.close()
     out.update(cli_timing(home, title, genre, args.cli_runs))
 
@@ -453,6 +502,8 @@ def main() -> None:
 
 
 HEADLINE = (
+    "hybrid_filtered_p50_ms",
+    "hybrid_p50_ms",
     "edge_filtered_p50_ms",
     "numpy_filtered_p50_ms",
     "local_filtered_p50_ms",
@@ -487,6 +538,12 @@ def report(r: dict) -> None:
             f"{r[f'{key}_filtered_p50_ms']:10.3f} {r[f'{key}_filtered_p95_ms']:10.3f}"
         )
     print(f"  numpy with per-genre matrices built ahead: {r['numpy_prefiltered_p50_ms']} ms p50")
+    print(
+        f"  hybrid (dense + sparse prefetch, formula fusion): p50 {r['hybrid_p50_ms']} ms "
+        f"(p95 {r['hybrid_p95_ms']}), genre-filtered p50 {r['hybrid_filtered_p50_ms']} ms "
+        f"(p95 {r['hybrid_filtered_p95_ms']}); "
+        f"search_like hybrid {r['hybrid_search_like_p50_ms']} ms"
+    )
     print(
         f"  recall@10 vs exact: {r['recall_at_10_unfiltered']} unfiltered, "
         f"{r['recall_at_10_filtered']} genre-filtered"

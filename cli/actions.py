@@ -32,23 +32,55 @@ def payload_from_row(row: dict[str, Any], *, source: str) -> dict[str, Any]:
     return payload
 
 
-def bundle_points(bundle) -> Iterator[Any]:
-    """Every book of a bundle as a store point: its normalised vector and its payload."""
+def bundle_points(bundle, weights=None) -> Iterator[Any]:
+    """Every book of a bundle as a store point: its normalised vector and its payload, and
+    with ``weights`` (``bundle_link_weights``) the sparse vector of its links."""
     from bookvec.indexer import BookPoint
 
     vectors = np.asarray(bundle.book_vectors, dtype=np.float32)
+    sparse = iter(())
+    if weights is not None:
+        sparse = weights.book_vectors(bundle_pairs(bundle), bundle.n_books)
     for row, vector in zip(bundle.books.iter_rows(named=True), vectors, strict=True):
         payload = payload_from_row(row, source="bundle")
         payload["content_hash"] = content_hash({**payload, "model": bundle.model_id})
-        yield BookPoint(title=row["title"], vector=vector, payload=payload)
+        links = next(sparse, None)
+        yield BookPoint(
+            title=row["title"], vector=vector, payload=payload, sparse=links if links else None
+        )
+
+
+def sparse_options(weighting: str | None, **index: Any):
+    """IndexOptions (hnsw etc. from ``index``) for sparse vectors of ``weighting`` (None:
+    dense only)."""
+    from bookvec.indexer import IndexOptions
+    from bookvec.model.sparse import STORE_IDF, check_weighting
+
+    if weighting is None:
+        return IndexOptions(**index)
+    scoring = "idf" if check_weighting(weighting) in STORE_IDF else "dot"
+    return IndexOptions(sparse=scoring, sparse_weighting=weighting, **index)
+
+
+def bundle_link_weights(bundle, weighting: str | None):
+    """How the bundle's corpus weighs links (IDF, lengths: from its pairs), or None."""
+    if weighting is None:
+        return None
+    from bookvec.model.sparse import link_weights
+
+    return link_weights(bundle_pairs(bundle), bundle.n_books, bundle.n_links, weighting)
 
 
 def index_bundle(bundle, store, *, progress: Callable[[int], None] | None = None) -> int:
     """Replace the collection's contents with the bundle's books plus the upserted books of
-    its catalogue, folded in again (atomic on both backends); see catalogue.reindex."""
+    its catalogue, folded in again (atomic on both backends; see catalogue.reindex), each with
+    its dense vector and the default sparse vector of its links."""
     from bookvec.cli.catalogue import reindex
+    from bookvec.model.sparse import DEFAULT_WEIGHTING
 
-    return reindex(bundle, store, progress=progress).points
+    return reindex(
+        bundle, store, progress=progress, options=sparse_options(DEFAULT_WEIGHTING)
+    ).points
 
 
 def resolve_store_title(store, query: str, *, exact: bool = False) -> str:
@@ -83,8 +115,9 @@ class FoldInResult:
     rejected: list[tuple[int | None, str | None, str]] = field(default_factory=list)
 
 
-def fold_in_books(books: Iterable[Any], bundle, runtime) -> FoldInResult:
-    """New books -> store points, their vectors folded in from the links the model knows."""
+def fold_in_books(books: Iterable[Any], bundle, runtime, weights=None) -> FoldInResult:
+    """New books -> store points, their vectors folded in from the links the model knows
+    (and with ``weights``, their sparse vectors from the same links: link index = dimension)."""
     from bookvec.cli.catalogue import cleaned_links, upsert_payload
     from bookvec.indexer import BookPoint
     from bookvec.model.corpus import book_payload
@@ -106,8 +139,11 @@ def fold_in_books(books: Iterable[Any], bundle, runtime) -> FoldInResult:
         pending.append((book, payload, [link_index[name] for name in known], known))
     if pending:
         vectors = runtime.fold_in([indices for _, _, indices, _ in pending])
-        for (book, payload, _, _), vector in zip(pending, vectors, strict=True):
-            result.points.append(BookPoint(title=book.title, vector=vector, payload=payload))
+        for (book, payload, indices, _), vector in zip(pending, vectors, strict=True):
+            sparse = weights.vector(indices) if weights is not None else None
+            result.points.append(
+                BookPoint(title=book.title, vector=vector, payload=payload, sparse=sparse)
+            )
     return result
 
 

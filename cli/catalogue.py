@@ -51,8 +51,9 @@ class Refolded:
     unplaced: list[UpsertedBook] = field(default_factory=list)  # no link this model knows
 
 
-def refold(books: Iterable[UpsertedBook], bundle, runtime) -> Refolded:
-    """Upserted books -> store points under this bundle (the runtime's fold-in)."""
+def refold(books: Iterable[UpsertedBook], bundle, runtime, weights=None) -> Refolded:
+    """Upserted books -> store points under this bundle (the runtime's fold-in); with
+    ``weights`` (actions.bundle_link_weights) their sparse vectors too."""
     from bookvec.cli.actions import bundle_cleaning
     from bookvec.indexer import BookPoint
 
@@ -72,8 +73,11 @@ def refold(books: Iterable[UpsertedBook], bundle, runtime) -> Refolded:
         pending.append((book, payload, [link_index[name] for name in known]))
     if pending:
         vectors = runtime.fold_in([indices for _, _, indices in pending])
-        for (book, payload, _), vector in zip(pending, vectors, strict=True):
-            result.points.append(BookPoint(title=book.title, vector=vector, payload=payload))
+        for (book, payload, indices), vector in zip(pending, vectors, strict=True):
+            sparse = weights.vector(indices) if weights is not None else None
+            result.points.append(
+                BookPoint(title=book.title, vector=vector, payload=payload, sparse=sparse)
+            )
     return result
 
 
@@ -99,8 +103,10 @@ def reindex(
     upserted book folded in again (an upserted title also in the bundle keeps its upserted
     version: the user's latest word on it). Books no link of this model places are written to
     a JSONL file `bookvec upsert` reads (under `unplaced_dir`), never silently dropped."""
-    from bookvec.cli.actions import bundle_points
+    from bookvec.cli.actions import bundle_link_weights, bundle_points
 
+    index_options = options.get("options")
+    weights = bundle_link_weights(bundle, getattr(index_options, "sparse_weighting", None))
     catalogue = store.upserted()
     refolded = Refolded()
     if catalogue:
@@ -108,12 +114,12 @@ def reindex(
             from bookvec.model.runtime import Runtime
 
             runtime = Runtime(bundle.path)
-        refolded = refold(catalogue, bundle, runtime)
+        refolded = refold(catalogue, bundle, runtime, weights)
     taken = {point.title for point in refolded.points}
     kept = sum(1 for title in bundle.book_titles if title not in taken)
 
     def points() -> Iterator[Any]:
-        yield from (p for p in bundle_points(bundle) if p.title not in taken)
+        yield from (p for p in bundle_points(bundle, weights) if p.title not in taken)
         yield from refolded.points
 
     count = store.replace_all(

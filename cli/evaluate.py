@@ -125,6 +125,13 @@ def evaluate(
     ranked: int = typer.Option(
         10_000, "--ranked", min=0, help="Held-out pairs ranked among all links (0 = all)."
     ),
+    search_queries: int = typer.Option(
+        2_000,
+        "--search-queries",
+        min=0,
+        help="Books searched through the store in each mode, dense, sparse and hybrid "
+        "(seeded; 0 = no search modes).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the negatives, samples and baselines."),
     json_: JsonOption = False,
 ) -> None:
@@ -157,6 +164,8 @@ def evaluate(
         seed=seed,
         log=output.log,
     )
+    if search_queries and pairs is not None:
+        result["search"] = search_modes(bundle, pairs, held, search_queries, seed, result["k"])
     metrics = bundle.manifest.get("metrics", {})
     report = {
         "model": {
@@ -174,6 +183,28 @@ def evaluate(
         return
     for table in evaluation_tables(report):
         output.stdout.print(table)
+
+
+def search_modes(bundle, pairs, held, n_queries: int, seed: int, k: int) -> dict[str, Any]:
+    """Neighbour metrics of each search mode, through a temporary Edge store built like
+    `bookvec index` (sparse vectors from the training pairs only; see model/search_eval.py)."""
+    from bookvec.model.evaluate import sample_rows, training_pairs
+    from bookvec.model.search_eval import evaluate_modes
+    from bookvec.model.sparse import DEFAULT_WEIGHTING
+
+    train = pairs if held is None else training_pairs(pairs, held, bundle.n_links)
+    queries = sample_rows(bundle.n_books, n_queries, seed)
+    modes = evaluate_modes(
+        np.asarray(bundle.book_vectors),
+        bundle.books,
+        train,
+        bundle.n_links,
+        queries,
+        k=k,
+        weighting=DEFAULT_WEIGHTING,
+        log=output.log,
+    )
+    return {"query_books": int(len(queries)), "sparse": DEFAULT_WEIGHTING, "modes": modes}
 
 
 def _cell(value: Any) -> str:
@@ -216,6 +247,24 @@ def evaluation_tables(report: dict[str, Any]) -> list:
             _cell(row["author_nn@1"]),
         )
     tables.append(table)
+
+    search = report.get("search")
+    if search:
+        table = Table(
+            title=f"Search modes through the store (k={k}, {search['query_books']:,} books, "
+            f"sparse: {search['sparse']})",
+            title_justify="left",
+        )
+        for column in ("mode", f"genre agreement@{k}", f"author recall@{k}", "same author @1"):
+            table.add_column(column, justify="left" if column == "mode" else "right")
+        for name, row in search["modes"].items():
+            table.add_row(
+                name,
+                _cell(row[f"genre_agreement@{k}"]),
+                _cell(row[f"author_recall@{k}"]),
+                _cell(row["author_nn@1"]),
+            )
+        tables.append(table)
 
     probe = report.get("probe")
     if probe:

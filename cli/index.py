@@ -22,6 +22,7 @@ from bookvec.cli.common import (
 # import the indexer (keep them equal; a test checks).
 DEFAULT_HNSW_M = 16
 DEFAULT_HNSW_EF = 128
+DEFAULT_WEIGHTING = "bm25"  # bookvec.model.sparse.DEFAULT_WEIGHTING (a test checks)
 
 
 def run_index(
@@ -35,7 +36,10 @@ def run_index(
     options=None,
 ) -> dict:
     from bookvec import settings
+    from bookvec.cli.actions import sparse_options
     from bookvec.cli.catalogue import reindex
+
+    options = options or sparse_options(DEFAULT_WEIGHTING)
     from bookvec.cli.progress import counting_progress
 
     started = time.perf_counter()
@@ -85,6 +89,7 @@ def run_index(
         "shards": info.shards if info else None,
         "replicas": info.replicas if info else None,
         "index": info.index.to_dict() if info else None,
+        "sparse_weighting": info.index.sparse_weighting if info else None,
         "indexed_vectors": info.indexed_vectors if info else None,
         "seconds": round(seconds, 3),
     }
@@ -124,6 +129,12 @@ def index(
         "--quantization",
         help="int8: scalar-quantized vectors searched first, rescored on the originals; none.",
     ),
+    sparse: str = typer.Option(
+        DEFAULT_WEIGHTING,
+        "--sparse",
+        help="Weights of each book's links in its sparse vector: bm25 or binary (with the "
+        "store's IDF), tfidf, or none (dense vectors only; no sparse or hybrid search).",
+    ),
     json_: JsonOption = False,
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
@@ -138,9 +149,14 @@ def index(
     Examples: bookvec index
     BOOKVEC_QDRANT_URL=http://localhost:6333 bookvec index --shards 6 --replicas 2
     """
-    from bookvec.indexer import IndexOptions
+    from bookvec.cli.actions import sparse_options
 
-    options = IndexOptions(hnsw_m=hnsw_m, hnsw_ef=hnsw_ef, quantization=quantization)
+    options = sparse_options(
+        None if sparse == "none" else sparse,
+        hnsw_m=hnsw_m,
+        hnsw_ef=hnsw_ef,
+        quantization=quantization,
+    )
     bundle = open_model(model)
     bundle.verify(("book_vectors.npy", "books.parquet"))
     result = run_index(

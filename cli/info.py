@@ -52,6 +52,8 @@ def _store_info(url, api_key, collection) -> dict[str, Any]:
         return {"error": str(exc)}
     if details is None:
         return {"error": f"no collection {collection!r} yet (run `bookvec index`)"}
+    from bookvec.cli.search import default_mode
+
     return {
         "backend": details.backend,
         "collection": details.name,
@@ -59,6 +61,8 @@ def _store_info(url, api_key, collection) -> dict[str, Any]:
         "dim": details.vector_size,
         "points": details.points,
         "location": details.location,
+        "sparse": details.index.sparse_weighting if details.index.has_sparse else None,
+        "search_mode": default_mode(details),
     }
 
 
@@ -108,6 +112,8 @@ def _render(result: dict[str, Any]) -> None:
         ("collection", store.get("collection")),
         ("points", f"{store['points']:,}" if "points" in store else None),
         ("dimensions", store.get("dim")),
+        ("sparse vectors", store.get("sparse") or ("none" if "backend" in store else None)),
+        ("default search mode", store.get("search_mode")),
         ("status", status),
         ("location", store.get("location")),
     ]

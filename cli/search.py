@@ -1,5 +1,6 @@
 """`bookvec search`: books like a book (or several, or unlike some), or the books most likely to
-link to a page; nearest first, with payload filters. Scores are cosine similarities."""
+link to a page; nearest first, with payload filters. Scores: cosine similarities (dense), sparse
+dot products (sparse), or the fused score (hybrid)."""
 
 from __future__ import annotations
 
@@ -81,7 +82,16 @@ def _link_vector(model: str | None, link: str, exact: bool, store_model: str | N
             hint="run `bookvec index` to index the current model, or pass --model " + store_model,
         )
     index = resolve_bundle_link(bundle, link, exact=exact)
-    return np.asarray(bundle.link_vectors[index], dtype=np.float32), bundle.link_names[index]
+    vector = np.asarray(bundle.link_vectors[index], dtype=np.float32)
+    return vector, ([int(index)], [1.0]), bundle.link_names[index]
+
+
+def default_mode(info) -> str:
+    """The mode a search uses when none is given: hybrid where the collection has sparse
+    vectors (chosen by measurement, README "Search modes"), else dense."""
+    from bookvec.indexer.hybrid import DEFAULT_MODE
+
+    return DEFAULT_MODE if info is not None and info.index.has_sparse else "dense"
 
 
 @app.command()
@@ -127,6 +137,23 @@ def search(
     year_to: int | None = typer.Option(
         None, "--year-to", help="Published in or before.", rich_help_panel=_FILTERS
     ),
+    mode: str | None = typer.Option(
+        None,
+        "--mode",
+        "-m",
+        help="dense: the learned vectors' cosine; sparse: the books' links (shared pages, "
+        "weighted); hybrid: both, fused by Qdrant. Default: hybrid when the store has sparse "
+        "vectors (`bookvec info` says), else dense.",
+        show_default=False,
+        rich_help_panel=_QUERY,
+    ),
+    diverse: bool = typer.Option(
+        False,
+        "--diverse",
+        help="Diverse results: the mode's top candidates re-ranked by MMR (relevance vs "
+        "similarity to the books already picked, on the learned vectors).",
+        rich_help_panel=_QUERY,
+    ),
     limit: int = typer.Option(10, "--limit", "-k", min=1, max=1000, help="How many books."),
     exact: bool = typer.Option(False, "--exact", help="Take titles as typed, no matching."),
     model: ModelOption = None,
@@ -134,7 +161,8 @@ def search(
     api_key: ApiKeyOption = None,
     collection: CollectionOption = "books",
 ) -> None:
-    """Books most like TITLE (cosine of the learned vectors), the query books excluded.
+    """Books most like TITLE, the query books excluded: by the learned vectors (--mode
+    dense), by the pages they link to (sparse), or both fused (hybrid, the default).
 
     Several examples: --like adds books to like, --unlike books to steer away from (Qdrant's
     recommend: the mean of the liked vectors pushed away from the mean of the unliked ones).
@@ -144,11 +172,14 @@ def search(
     Examples: bookvec search "Jaws" --genre thriller --limit 5
               bookvec search --like "Dune" --like "Foundation" --unlike "Twilight" --json
               bookvec search --link "science fiction" --year-from 1950 --csv
+              bookvec search "Emma" --mode dense --diverse
     """
     from bookvec.cli.actions import resolve_store_titles
     from bookvec.indexer import BookFilter
 
     _check_query(title, like, unlike, link)
+    if mode is not None and mode not in ("dense", "sparse", "hybrid"):
+        raise typer.BadParameter("use dense, sparse or hybrid", param_hint="'--mode'")
     if all_genres and not genre:
         raise typer.BadParameter("needs at least one --genre", param_hint="'--all-genres'")
     genres = genre_filter_values(genre)
@@ -166,17 +197,19 @@ def search(
     try:
         info = store.info()
         store_model = info.model_version if info else None
+        mode = mode or default_mode(info)
+        how = {"mode": mode, "diverse": diverse}
         if link is not None:
-            vector, link = _link_vector(model, link, exact, store_model)
-            hits = store.search(vector, limit=limit, filter=book_filter)
+            vector, sparse, link = _link_vector(model, link, exact, store_model)
+            hits = store.search(vector, limit=limit, filter=book_filter, sparse=sparse, **how)
         else:
             examples = ([title] if title is not None else []) + list(like)
             resolved = resolve_store_titles(store, [*examples, *unlike], exact=exact)
             positive, negative = resolved[: len(examples)], resolved[len(examples) :]
             if len(positive) == 1 and not negative:
-                hits = store.search_like(positive[0], limit=limit, filter=book_filter)
+                hits = store.search_like(positive[0], limit=limit, filter=book_filter, **how)
             else:
-                hits = store.recommend(positive, negative, limit=limit, filter=book_filter)
+                hits = store.recommend(positive, negative, limit=limit, filter=book_filter, **how)
     finally:
         store.close()
     manifest = read_manifest_quietly(store_model)
@@ -186,11 +219,14 @@ def search(
         for record in records:
             record["corpus"] = "synthetic"
     caption = _caption(positive, negative, link, book_filter)
+    if mode != "dense" or diverse:
+        caption += f" [{mode}{', diverse' if diverse else ''}]"
+    label = {"dense": "cosine", "sparse": "links"}.get(mode, "score")
     caption += " [synthetic corpus]" if synthetic else ""
     output.emit_rows(
         records,
         fmt,
-        table=lambda rows: output.books_table(list(rows), title=caption),
+        table=lambda rows: output.books_table(list(rows), title=caption, score_label=label),
         columns=[*output.BOOK_COLUMNS, *(["corpus"] if synthetic else [])],
         empty=f"{caption}: no book matches the filters",
     )

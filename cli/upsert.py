@@ -25,6 +25,7 @@ from bookvec.cli.common import (
     open_store,
 )
 from bookvec.errors import ModelMismatchError
+from bookvec.model.sparse import DEFAULT_WEIGHTING
 
 BATCH = 2048  # books read and folded in at a time
 
@@ -36,6 +37,7 @@ def folded_points(
     rejected: list,
     advance: Callable[[int], None],
     batch: int = BATCH,
+    weights=None,
 ) -> Iterator[Any]:
     """Books -> store points, one batch of `batch` books at a time (one ONNX call each);
     books the model cannot place go to `rejected`."""
@@ -43,7 +45,7 @@ def folded_points(
     from bookvec.indexer.points import batched
 
     for chunk in batched(books, batch):
-        folded = fold_in_books(chunk, bundle, runtime)
+        folded = fold_in_books(chunk, bundle, runtime, weights)
         rejected.extend(folded.rejected)
         yield from folded.points
         advance(len(chunk))
@@ -120,13 +122,25 @@ def _store(books, bundle, runtime, rejects, dry_run, url, api_key, collection) -
                 f"the current model is {bundle.model_id}",
                 hint="run `bookvec index` to rebuild it with the current model, then upsert",
             )
+        # New books' sparse vectors are weighted as the indexed ones (the bundle's IDF).
+        from bookvec.cli.actions import bundle_link_weights, sparse_options
+
+        weighting = info.index.sparse_weighting if info and info.index.has_sparse else None
+        weights = bundle_link_weights(bundle, weighting)
         with counting_progress("upserting") as advance:
-            points = folded_points(rejects.books(books), bundle, runtime, rejects, advance)
+            if info is None and not dry_run:
+                store.ensure_collection(
+                    vector_size=bundle.dim,
+                    model_version=bundle.model_id,
+                    options=sparse_options(DEFAULT_WEIGHTING),
+                )
+                weights = bundle_link_weights(bundle, DEFAULT_WEIGHTING)
+            points = folded_points(
+                rejects.books(books), bundle, runtime, rejects, advance, weights=weights
+            )
             if info is None and dry_run:  # nothing stored yet: every book would be new
                 added = len({point.title for point in points})
                 return {"added": added, "updated": 0, "unchanged": 0}
-            if info is None:
-                store.ensure_collection(vector_size=bundle.dim, model_version=bundle.model_id)
             try:
                 result = store.upsert(points, dry_run=dry_run)
             except Interrupted as exc:

@@ -23,6 +23,7 @@ class Prepared(NamedTuple):
     title: str
     vector: list[float]
     payload: dict[str, Any]
+    sparse: tuple[list[int], list[float]] | None = None
 
 
 def batched(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
@@ -70,7 +71,33 @@ def _complete(point: BookPoint, vector: list[float]) -> Prepared:
     if not payload.get("content_hash"):
         payload["content_hash"] = content_hash(payload, vector)
     add_filter_keys(payload)
-    return Prepared(point_id(point.title), point.title, vector, payload)
+    sparse = None
+    if point.sparse is not None:
+        sparse = check_sparse(point.sparse, what=f"the sparse vector of {point.title!r}")
+    return Prepared(point_id(point.title), point.title, vector, payload, sparse)
+
+
+def check_sparse(sparse, *, what: str) -> tuple[list[int], list[float]]:
+    """(indices, values): as many of each, indices distinct and >= 0, values finite."""
+    import math
+
+    indices, values = [int(i) for i in sparse[0]], [float(v) for v in sparse[1]]
+    if len(indices) != len(values):
+        raise StoreError(f"{what} has {len(indices)} indices and {len(values)} values")
+    if len(set(indices)) != len(indices) or any(i < 0 for i in indices):
+        raise StoreError(f"{what} has repeated or negative indices")
+    if not all(math.isfinite(v) for v in values):
+        raise StoreError(f"{what} contains NaN or infinite values")
+    return indices, values
+
+
+def sparse_vectors_fit(items: Sequence[Prepared], has_sparse: bool, where: object) -> None:
+    """Points with sparse vectors need a collection made with them (`bookvec index`)."""
+    if not has_sparse and any(item.sparse is not None for item in items):
+        raise StoreError(
+            f"{where} holds no sparse vectors, and these books come with them",
+            hint="run `bookvec index` to rebuild it with sparse vectors",
+        )
 
 
 def prepare_batch(points: Sequence[BookPoint], vector_size: int) -> list[Prepared]:

@@ -34,7 +34,7 @@ from bookvec.errors import (
     ModelMismatchError,
     StoreError,
 )
-from bookvec.indexer import filters
+from bookvec.indexer import filters, hybrid
 from bookvec.indexer.catalogue import (
     SOURCE_FIELD,
     UPSERTED,
@@ -49,12 +49,14 @@ from bookvec.indexer.points import (
     check_examples,
     check_limit,
     check_model,
+    check_sparse,
     check_vector,
     classify,
     dedupe,
     first_missing,
     ids_by_title,
     prepare_batch,
+    sparse_vectors_fit,
 )
 from bookvec.indexer.retry import Retry, is_transient, message_of, status_of
 from bookvec.indexer.types import (
@@ -165,6 +167,8 @@ class ServerStore:
         self.local = bool(init.get("path")) or init.get("location") == ":memory:"
         self._size: int | None = None  # the collection's vector size, for checking queries
         self._params: Any = None  # search params of the collection (hnsw_ef, quantization)
+        self._sparse: bool | None = None  # whether the collection has sparse vectors
+        self.hybrid = hybrid.DEFAULT_HYBRID  # how hybrid and diverse queries are built
 
     # --- reading -------------------------------------------------------------------------------
     def info(self) -> CollectionInfo | None:
@@ -177,6 +181,7 @@ class ServerStore:
         size = params.vectors.size if isinstance(params.vectors, models.VectorParams) else 0
         options = IndexOptions.from_dict(meta.get("index"))
         self._size = size
+        self._sparse = options.has_sparse
         self._params = None if self.local else _search_params(options)
         return CollectionInfo(
             name=physical,
@@ -198,17 +203,33 @@ class ServerStore:
         limit: int = 10,
         filter: BookFilter | None = None,
         exclude_titles: Iterable[str] = (),
+        sparse: tuple[Sequence[int], Sequence[float]] | None = None,
+        mode: str = "dense",
+        diverse: bool = False,
     ) -> list[Hit]:
         try:
             query = check_vector(vector, self._vector_size(), what="the query vector")
         except ModelMismatchError:
             self._size = None  # reindexed with another model since we looked? look again
             query = check_vector(vector, self._vector_size(), what="the query vector")
-        return self._query(query, limit, filter, [point_id(t) for t in exclude_titles])
+        excluded = [point_id(t) for t in exclude_titles]
+        if mode == "dense" and not diverse:
+            return self._query(query, limit, filter, excluded)
+        pair = None if sparse is None else check_sparse(sparse, what="the sparse query")
+        return self._by_mode(mode, query, pair, limit, filter, excluded, diverse)
 
     def search_like(
-        self, title: str, *, limit: int = 10, filter: BookFilter | None = None
+        self,
+        title: str,
+        *,
+        limit: int = 10,
+        filter: BookFilter | None = None,
+        mode: str = "dense",
+        diverse: bool = False,
     ) -> list[Hit]:
+        if mode != "dense" or diverse:  # both vectors of the example, then the mode's query
+            [(dense, sparse)] = self._both_vectors([title])
+            return self._by_mode(mode, dense, sparse, limit, filter, [point_id(title)], diverse)
         try:  # query by id: the server uses the stored vector and leaves the example out
             return self._query(point_id(title), limit, filter, ())
         except BookvecError as exc:
@@ -221,8 +242,17 @@ class ServerStore:
         *,
         limit: int = 10,
         filter: BookFilter | None = None,
+        mode: str = "dense",
+        diverse: bool = False,
     ) -> list[Hit]:
         check_examples(positive, negative)
+        if mode != "dense" or diverse:
+            from bookvec.indexer.edge import recommend_both
+
+            vectors = self._both_vectors([*positive, *negative])
+            dense, sparse = recommend_both(vectors, positive)
+            excluded = list(ids_by_title([*positive, *negative]).values())
+            return self._by_mode(mode, dense, sparse, limit, filter, excluded, diverse)
         query = models.RecommendQuery(
             recommend=models.RecommendInput(
                 positive=[point_id(t) for t in positive],
@@ -253,7 +283,8 @@ class ServerStore:
                 title=title,
                 id=pid,
                 payload=dict(found[pid].payload or {}),
-                vector=list(found[pid].vector) if with_vectors else None,
+                vector=hybrid.split_vector(found[pid].vector)[0] if with_vectors else None,
+                sparse=hybrid.split_vector(found[pid].vector)[1] if with_vectors else None,
             )
             for title, pid in ids.items()
             if pid in found
@@ -323,7 +354,10 @@ class ServerStore:
         old = self._physical()
         new = self._create(vector_size, model_version, shards, replicas, options)
         try:
-            items = (dedupe(prepare_batch(batch, vector_size)) for batch in batched(points))
+            items = (
+                _fits(dedupe(prepare_batch(batch, vector_size)), options.has_sparse, new)
+                for batch in batched(points)
+            )
             self._upload(new, items, progress)
             self._switch_alias(new, old)
         except BaseException:
@@ -332,6 +366,7 @@ class ServerStore:
         if old is not None and old not in (new, self.alias):
             self._drop(old)
         self._size = vector_size
+        self._sparse = options.has_sparse
         self._params = None if self.local else _search_params(options)
         return self._call("count points", self.client.count, new, exact=True).count
 
@@ -372,6 +407,7 @@ class ServerStore:
     ) -> UpsertReport:
         for batch in batched(points):
             items = dedupe(prepare_batch(batch, size))
+            sparse_vectors_fit(items, self._has_sparse(), f"collection {self.alias!r}")
             stored: dict[str, str | None] = {}
             for ids in batched([item.id for item in items], PAGE):
                 records = self._call(
@@ -490,6 +526,7 @@ class ServerStore:
                 vectors_config=models.VectorParams(
                     size=vector_size, distance=models.Distance.COSINE
                 ),
+                sparse_vectors_config=_sparse_config(options),
                 shard_number=shards,
                 replication_factor=replicas,
                 hnsw_config=models.HnswConfigDiff(
@@ -573,7 +610,7 @@ class ServerStore:
 
         def send(items: list[Prepared]) -> None:
             points = [
-                models.PointStruct(id=item.id, vector=item.vector, payload=item.payload)
+                models.PointStruct(id=item.id, vector=_point_vector(item), payload=item.payload)
                 for item in items
             ]
             self._call(
@@ -618,6 +655,67 @@ class ServerStore:
             limit=check_limit(limit),
             with_payload=True,
             with_vectors=False,
+        )
+        return [
+            Hit(
+                title=p.payload["title"],
+                score=float(p.score),
+                payload=dict(p.payload),
+                id=str(p.id),
+            )
+            for p in response.points
+        ]
+
+    def _has_sparse(self) -> bool:
+        if self._sparse is None:
+            self.info()
+        return bool(self._sparse)
+
+    def _both_vectors(self, titles: Sequence[str]) -> list[Any]:
+        """(dense, sparse) of each title, in order; sparse None where the book has none."""
+        records = self.get(titles, with_vectors=True)
+        missing = first_missing(titles, records.keys())
+        if missing is not None:
+            raise missing
+        return [(records[t].vector, records[t].sparse) for t in titles]
+
+    def _by_mode(
+        self,
+        mode: str,
+        dense: Sequence[float],
+        sparse: tuple[list[int], list[float]] | None,
+        limit: int,
+        flt: BookFilter | None,
+        exclude_ids: Sequence[str],
+        diverse: bool,
+    ) -> list[Hit]:
+        """A search in `mode` (hybrid.py builds the query), optionally diversified by MMR."""
+        hybrid.check_mode(mode)
+        if mode != "dense" and not self._has_sparse():
+            raise StoreError(
+                f"collection {self.alias!r} holds no sparse vectors (it was indexed before "
+                "they existed, or without)",
+                hint="run `bookvec index` to rebuild it, or search with --mode dense",
+            )
+        if hybrid.nothing_to_search(mode, sparse):
+            return []
+        kwargs = hybrid.server_query(
+            mode,
+            list(dense),
+            sparse,
+            limit=check_limit(limit),
+            flt=filters.to_server(flt, exclude_ids),
+            params=self._search_params(),
+            diverse=diverse,
+            spec=self.hybrid,
+        )
+        response = self._call(
+            "search",
+            self.client.query_points,
+            collection_name=self.alias,
+            with_payload=True,
+            with_vectors=False,
+            **kwargs,
         )
         return [
             Hit(
@@ -754,6 +852,25 @@ def _search_params(options: IndexOptions) -> models.SearchParams:
     if options.quantization == "int8":
         quantization = models.QuantizationSearchParams(rescore=True, oversampling=2.0)
     return models.SearchParams(hnsw_ef=options.hnsw_ef, quantization=quantization)
+
+
+def _sparse_config(options: IndexOptions) -> dict[str, Any] | None:
+    if not options.has_sparse:
+        return None
+    modifier = models.Modifier.IDF if options.sparse == "idf" else None
+    return {hybrid.SPARSE: models.SparseVectorParams(modifier=modifier)}
+
+
+def _point_vector(item: Prepared) -> Any:
+    if item.sparse is None:
+        return item.vector
+    indices, values = item.sparse
+    return {"": item.vector, hybrid.SPARSE: models.SparseVector(indices=indices, values=values)}
+
+
+def _fits(items: list[Prepared], has_sparse: bool, where: object) -> list[Prepared]:
+    sparse_vectors_fit(items, has_sparse, where)
+    return items
 
 
 def _check_layout(shards: int | None, replicas: int | None) -> None:

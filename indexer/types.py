@@ -34,6 +34,12 @@ class IndexOptions:
     hnsw_ef_construct: int = 100
     hnsw_ef: int = DEFAULT_HNSW_EF
     quantization: str = "none"  # "int8": scalar quantization, rescored with the originals
+    # The `links` sparse vector beside the dense one: "none" (dense only), "dot" (the stored
+    # weights as they are) or "idf" (the store's IDF modifier weighs the query side);
+    # sparse_weighting names how the points' weights were made (bookvec.model.sparse), so that
+    # upsert makes new books' the same way.
+    sparse: str = "none"
+    sparse_weighting: str | None = None
 
     def __post_init__(self) -> None:
         if not 4 <= self.hnsw_m <= 128:
@@ -44,6 +50,8 @@ class IndexOptions:
             raise ConfigError(
                 f"--hnsw-ef must be 1..4096, not {self.hnsw_ef}", hint=f"{DEFAULT_HNSW_EF} is usual"
             )
+        if self.sparse not in ("none", "dot", "idf"):
+            raise ConfigError(f"unknown sparse scoring {self.sparse!r}", hint="none, dot or idf")
         if self.quantization not in QUANTIZATIONS:
             raise ConfigError(
                 f"unknown quantization {self.quantization!r}",
@@ -56,7 +64,13 @@ class IndexOptions:
             "hnsw_ef_construct": self.hnsw_ef_construct,
             "hnsw_ef": self.hnsw_ef,
             "quantization": self.quantization,
+            "sparse": self.sparse,
+            "sparse_weighting": self.sparse_weighting,
         }
+
+    @property
+    def has_sparse(self) -> bool:
+        return self.sparse != "none"
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> IndexOptions:
@@ -108,6 +122,8 @@ class BookPoint:
     title: str
     vector: Sequence[float]
     payload: dict[str, Any] = field(default_factory=dict)
+    # The book's links as a sparse vector (indices, values): bookvec.model.sparse makes it.
+    sparse: tuple[Sequence[int], Sequence[float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +140,7 @@ class Record:
     id: str
     payload: dict[str, Any]
     vector: list[float] | None = None  # unit length (the store normalises for cosine)
+    sparse: tuple[list[int], list[float]] | None = None  # with_vectors, when it has one
 
 
 @dataclass(frozen=True)
@@ -198,10 +215,19 @@ class BookStore(Protocol):
         limit: int = 10,
         filter: BookFilter | None = None,
         exclude_titles: Iterable[str] = (),
+        sparse: tuple[Sequence[int], Sequence[float]] | None = None,
+        mode: str = "dense",
+        diverse: bool = False,
     ) -> list[Hit]: ...
 
     def search_like(
-        self, title: str, *, limit: int = 10, filter: BookFilter | None = None
+        self,
+        title: str,
+        *,
+        limit: int = 10,
+        filter: BookFilter | None = None,
+        mode: str = "dense",
+        diverse: bool = False,
     ) -> list[Hit]: ...
 
     def recommend(
@@ -211,6 +237,8 @@ class BookStore(Protocol):
         *,
         limit: int = 10,
         filter: BookFilter | None = None,
+        mode: str = "dense",
+        diverse: bool = False,
     ) -> list[Hit]: ...
 
     def get(self, titles: Iterable[str], *, with_vectors: bool = False) -> dict[str, Record]: ...

@@ -46,14 +46,17 @@ def test_every_output_format_gives_the_same_rows(trained_home, titles):
     assert [row["title"] for row in as_csv] == [hit["title"] for hit in as_json]
     assert as_csv[0]["genres"] == "; ".join(as_json[0]["genres"])
     assert list(as_json[0]) == [*common, "corpus"] and as_json[0]["corpus"] == "synthetic"
-    assert as_json[0]["title"] in table.stdout and "cosine" in table.stdout
+    assert as_json[0]["title"] in table.stdout and "score" in table.stdout  # hybrid, fused
+    dense = invoke([*args, "--mode", "dense"], trained_home)
+    assert "cosine" in dense.stdout and "[hybrid]" not in dense.stdout
 
 
 def test_like_several_and_unlike(trained_home, titles, bundle):
     a, b, c = titles
     hits = _json(
         invoke(
-            ["search", "--like", a, "--like", b, "--unlike", c, "--json", "-k", "8"], trained_home
+            ["search", "--like", a, "--like", b, "--unlike", c, "--json", "-k", "8", "-m", "dense"],
+            trained_home,
         )
     )
     assert len(hits) == 8
@@ -67,14 +70,18 @@ def test_like_several_and_unlike(trained_home, titles, bundle):
     assert top["score"] == pytest.approx(float(vectors[index[top["title"]]] @ query), abs=1e-3)
     # TITLE plus --like is the same as two --like
     same = _json(
-        invoke(["search", a, "--like", b, "--unlike", c, "--json", "-k", "8"], trained_home)
+        invoke(
+            ["search", a, "--like", b, "--unlike", c, "--json", "-k", "8", "-m", "dense"],
+            trained_home,
+        )
     )
     assert [h["title"] for h in same] == [h["title"] for h in hits]
 
 
 def test_link_query_ranks_by_cosine_with_the_link(trained_home, bundle):
     name = bundle.link_names[0]  # the most linked page
-    hits = _json(invoke(["search", "--link", name.upper(), "--json", "-k", "5"], trained_home))
+    args = ["search", "--link", name.upper(), "--json", "-k", "5", "--mode", "dense"]
+    hits = _json(invoke(args, trained_home))
     books = np.asarray(bundle.book_vectors)
     cosine = books @ np.asarray(bundle.link_vectors)[0]
     expected = [bundle.book_titles[i] for i in np.argsort(-cosine)[:5]]
@@ -153,3 +160,30 @@ def test_unknown_link_suggests(trained_home, bundle):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: unknown link")
     assert repr(name) in lines[0]
+
+
+def test_modes_and_diverse(trained_home, titles, bundle):
+    """--mode sparse ranks by shared pages, hybrid (the default) fuses both sides, --diverse
+    keeps the best book first and changes the rest; `info` names the default mode."""
+    title = titles[0]
+    args = ["search", title, "--json", "-k", "10", "--exact"]
+    default = _json(invoke(args, trained_home))
+    hybrid = _json(invoke([*args, "--mode", "hybrid"], trained_home))
+    assert default == hybrid
+    sparse = _json(invoke([*args, "--mode", "sparse"], trained_home))
+    links = {bundle.link_names[k] for k in _links_of(bundle, title)}
+    for hit in sparse:  # every sparse hit shares at least one page with the query book
+        assert links & {bundle.link_names[k] for k in _links_of(bundle, hit["title"])}
+    assert [h["score"] for h in sparse] == sorted((h["score"] for h in sparse), reverse=True)
+    dense = _json(invoke([*args, "--mode", "dense"], trained_home))
+    diverse = _json(invoke([*args, "--mode", "dense", "--diverse"], trained_home))
+    assert diverse[0]["title"] == dense[0]["title"] and diverse != dense
+    info = json.loads(invoke(["info", "--json"], trained_home).stdout)
+    assert info["store"]["search_mode"] == "hybrid" and info["store"]["sparse"] == "bm25"
+    bad = invoke([*args, "--mode", "cosine"], trained_home)
+    assert bad.exit_code == 2 and "--mode" in bad.output
+
+
+def _links_of(bundle, title: str) -> set[int]:
+    pairs = np.asarray(bundle.pairs)
+    return set(pairs[pairs[:, 0] == bundle.book_index[title], 1].tolist())

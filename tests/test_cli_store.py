@@ -52,6 +52,8 @@ def test_index_options_are_stored_with_the_collection(home):
         "hnsw_ef_construct": 100,
         "hnsw_ef": 128,
         "quantization": "none",
+        "sparse": "idf",  # bm25 weights, the store's IDF on the query side
+        "sparse_weighting": "bm25",
     }
     assert (defaults["shards"], defaults["replicas"]) == (1, 1)
     tuned = run(home, "index", "--hnsw-m", "32", "--hnsw-ef", "64", "--quantization", "int8")
@@ -66,11 +68,13 @@ def test_index_options_are_stored_with_the_collection(home):
 def test_cli_defaults_match_the_library():
     from bookvec.cli import index
     from bookvec.indexer import IndexOptions
+    from bookvec.model.sparse import DEFAULT_WEIGHTING
 
     assert (index.DEFAULT_HNSW_M, index.DEFAULT_HNSW_EF) == (
         IndexOptions().hnsw_m,
         IndexOptions().hnsw_ef,
     )
+    assert index.DEFAULT_WEIGHTING == DEFAULT_WEIGHTING
 
 
 @pytest.mark.parametrize(
@@ -152,7 +156,7 @@ def test_upsert_reads_the_input_lazily(home, monkeypatch):
             seen.append(i)
             yield Book(i)
 
-    def fold(chunk, bundle, runtime):
+    def fold(chunk, bundle, runtime, weights=None):
         from bookvec.cli.actions import FoldInResult
 
         return FoldInResult(points=[f"point of {book.title}" for book in chunk])
@@ -161,3 +165,25 @@ def test_upsert_reads_the_input_lazily(home, monkeypatch):
     stream = command.folded_points(books(), None, None, [], lambda n: None, batch=10)
     assert next(stream) == "point of Lazy 0"
     assert len(seen) == 10  # the first batch only
+
+
+def test_upsert_writes_the_sparse_vector_of_the_links(home, tmp_path):
+    """An upserted book carries its links as a sparse vector (weighted with the bundle's
+    IDF): a sparse search from it finds the books that share its pages."""
+    from bookvec.model.bundle import open_bundle
+
+    bundle = open_bundle(None, models_dir=home / "models")
+    pairs = bundle.pairs
+    book = int(pairs[0, 0])
+    mine = [bundle.link_names[k] for k in pairs[pairs[:, 0] == book, 1]]
+    path = tmp_path / "sparse.jsonl"
+    path.write_text(json.dumps({"title": "Sparse Newcomer", "links": mine}) + "\n")
+    assert run(home, "upsert", str(path))["added"] == 1
+    args = ["search", "Sparse Newcomer", "--mode", "sparse", "--json", "-k", "10", "--exact"]
+    hits = json.loads(invoke(args, home).stdout)
+    assert bundle.book_titles[book] in [hit["title"] for hit in hits]  # the same pages
+    index = bundle.book_index
+    for hit in hits:  # and nothing that shares no page with it
+        theirs = {bundle.link_names[k] for k in pairs[pairs[:, 0] == index[hit["title"]], 1]}
+        assert theirs & set(mine)
+    run(home, "delete", "Sparse Newcomer")

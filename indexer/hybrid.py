@@ -1,0 +1,214 @@
+"""Search modes (dense, sparse, hybrid) and MMR, built for each backend side by side so that
+they stay the same query (like filters.py).
+
+- dense: nearest by the cosine of the learned vectors (the unnamed vector);
+- sparse: nearest by the dot product of the `links` sparse vectors (the store's IDF modifier
+  applied to the query when the collection has it);
+- hybrid: Qdrant fuses the two itself: one prefetch of `PREFETCH` candidates per side, each
+  with the full filter, then a `Formula` over their scores, dense + SPARSE_WEIGHT * sparse (a
+  side that did not return a point counts 0 for it). Measured against RRF and DBSF
+  (`benchmarks/modes.py`, README "Search modes"): RRF kept only part of the author signal;
+- diverse (MMR): the mode's top candidates re-ranked by Maximal Marginal Relevance over the
+  dense vectors. Edge's `lambda_` is the relevance weight, the server's `diversity` is
+  1 - lambda_ (checked: the same lists on both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import qdrant_edge as edge
+
+from bookvec.errors import ConfigError
+
+MODES = ("dense", "sparse", "hybrid")
+DEFAULT_MODE = "hybrid"  # when the collection has sparse vectors; else dense
+SPARSE = "links"  # the sparse vector's name; the dense one stays the unnamed default ""
+SPARSE_SCORING = ("none", "dot", "idf")  # IndexOptions.sparse
+
+
+@dataclass(frozen=True)
+class Hybrid:
+    """How hybrid and diverse searches are put together (measured; see the docstring)."""
+
+    fusion: str = "formula"  # "formula" | "rrf" | "dbsf"
+    sparse_weight: float = 1.0  # formula: dense + w * sparse
+    prefetch: int = 100  # candidates per side
+    rrf_k: int = 60
+    mmr_lambda: float = 0.5  # relevance weight of MMR
+    mmr_candidates: int = 50
+
+    def __post_init__(self) -> None:
+        if self.fusion not in ("formula", "rrf", "dbsf"):
+            raise ConfigError(f"unknown fusion {self.fusion!r}", hint="formula, rrf or dbsf")
+
+
+DEFAULT_HYBRID = Hybrid()
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ConfigError(f"unknown search mode {mode!r}", hint="use " + ", ".join(MODES))
+    return mode
+
+
+def nothing_to_search(mode: str, sparse: tuple[list[int], list[float]] | None) -> bool:
+    """A sparse search for a query without links finds nothing (the stores return [])."""
+    return mode == "sparse" and not (sparse and sparse[0])
+
+
+def _prefetch_limit(spec: Hybrid, limit: int, diverse: bool) -> int:
+    return max(spec.prefetch, limit, spec.mmr_candidates if diverse else 0)
+
+
+# --- Edge -----------------------------------------------------------------------------------
+
+
+def edge_request(
+    mode: str,
+    dense: list[float],
+    sparse: tuple[list[int], list[float]] | None,
+    *,
+    limit: int,
+    flt: Any,
+    params: Any,
+    diverse: bool = False,
+    spec: Hybrid = DEFAULT_HYBRID,
+) -> edge.QueryRequest:
+    dense_q = edge.Query.Nearest(list(dense))
+    sparse_q = None
+    if sparse is not None and sparse[0]:
+        sparse_q = edge.Query.Nearest(edge.SparseVector(*sparse), using=SPARSE)
+    pool = _prefetch_limit(spec, limit, diverse)
+    query: Any
+    prefetches: list[edge.Prefetch] | None = None
+    if mode == "dense" or (mode == "hybrid" and sparse_q is None):
+        query = dense_q
+    elif mode == "sparse":
+        query = sparse_q
+    else:
+        prefetches = [
+            edge.Prefetch(limit=pool, query=dense_q, filter=flt, params=params),
+            edge.Prefetch(limit=pool, query=sparse_q, filter=flt),
+        ]
+        query = _edge_fusion(spec)
+    if diverse:
+        mmr = edge.Mmr(list(dense), lambda_=spec.mmr_lambda, candidates_limit=spec.mmr_candidates)
+        if mode != "dense" or prefetches is not None:
+            inner = edge.Prefetch(
+                limit=spec.mmr_candidates, query=query, prefetches=prefetches, filter=flt
+            )
+            prefetches = [inner]
+        query = mmr
+    return edge.QueryRequest(
+        limit=limit,
+        query=query,
+        prefetches=prefetches,
+        filter=flt,
+        params=params,
+        with_payload=True,
+        with_vector=False,
+    )
+
+
+def _edge_fusion(spec: Hybrid) -> Any:
+    if spec.fusion == "rrf":
+        return edge.Fusion.Rrf(k=spec.rrf_k)
+    if spec.fusion == "dbsf":
+        return edge.Fusion.Dbsf()
+    e = edge.Expression
+    weighted = e.Mult([e.Constant(spec.sparse_weight), e.Variable("$score[1]")])
+    return edge.Formula(
+        e.Sum([e.Variable("$score[0]"), weighted]), defaults={"$score[0]": 0.0, "$score[1]": 0.0}
+    )
+
+
+# --- server (qdrant-client) -----------------------------------------------------------------
+
+
+def server_query(
+    mode: str,
+    dense: list[float],
+    sparse: tuple[list[int], list[float]] | None,
+    *,
+    limit: int,
+    flt: Any,
+    params: Any,
+    diverse: bool = False,
+    spec: Hybrid = DEFAULT_HYBRID,
+) -> dict[str, Any]:
+    """Keyword arguments for `client.query_points` (collection name aside)."""
+    from qdrant_client import models
+
+    sparse_vec = None
+    if sparse is not None and sparse[0]:
+        sparse_vec = models.SparseVector(indices=list(sparse[0]), values=list(sparse[1]))
+    pool = _prefetch_limit(spec, limit, diverse)
+    prefetch: list[Any] | None = None
+    using: str | None = None
+    query: Any
+    if mode == "dense" or (mode == "hybrid" and sparse_vec is None):
+        query = list(dense)
+    elif mode == "sparse":
+        query = sparse_vec
+        using = SPARSE
+    else:
+        prefetch = [
+            models.Prefetch(query=list(dense), limit=pool, filter=flt, params=params),
+            models.Prefetch(query=sparse_vec, using=SPARSE, limit=pool, filter=flt),
+        ]
+        query = _server_fusion(spec)
+    if diverse:
+        mmr = models.NearestQuery(
+            nearest=list(dense),
+            mmr=models.Mmr(diversity=1.0 - spec.mmr_lambda, candidates_limit=spec.mmr_candidates),
+        )
+        if mode != "dense":
+            prefetch = [
+                models.Prefetch(
+                    query=query,
+                    using=using,
+                    prefetch=prefetch,
+                    limit=spec.mmr_candidates,
+                    filter=flt,
+                )
+            ]
+            using = None
+        query = mmr
+    return {
+        "query": query,
+        "prefetch": prefetch,
+        "using": using,
+        "query_filter": flt,
+        "search_params": params,
+        "limit": limit,
+    }
+
+
+def _server_fusion(spec: Hybrid) -> Any:
+    from qdrant_client import models
+
+    if spec.fusion == "rrf":
+        return models.RrfQuery(rrf=models.Rrf(k=spec.rrf_k))
+    if spec.fusion == "dbsf":
+        return models.FusionQuery(fusion=models.Fusion.DBSF)
+    weighted = models.MultExpression(mult=[spec.sparse_weight, "$score[1]"])
+    return models.FormulaQuery(
+        formula=models.SumExpression(sum=["$score[0]", weighted]),
+        defaults={"$score[0]": 0.0, "$score[1]": 0.0},
+    )
+
+
+def split_vector(vector: Any) -> tuple[list[float] | None, tuple[list[int], list[float]] | None]:
+    """A retrieved point's vectors (a list, or a dict of named ones) -> (dense, sparse)."""
+    if vector is None:
+        return None, None
+    if not isinstance(vector, dict):
+        return list(vector), None
+    dense = vector.get("")
+    sparse = vector.get(SPARSE)
+    pair = None
+    if sparse is not None:
+        pair = (list(sparse.indices), list(sparse.values))
+    return (list(dense) if dense is not None else None), pair
