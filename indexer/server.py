@@ -111,8 +111,10 @@ def _env_int(name: str, default: int, what: str, most: int) -> int:
         value = int(raw[:20]) if raw else default  # (a 5,000-digit value is not a number)
     except ValueError:
         raise ConfigError(f"{name}={raw[:40]!r} is not {what}", hint=hint) from None
-    if not 1 <= value <= most or len(raw) > 20:
-        raise ConfigError(f"{name}={raw[:40]} is out of range", hint=hint)
+    if value < 1:
+        raise ConfigError(f"{name}={raw[:40]} is out of range: it must be at least 1", hint=hint)
+    if value > most or len(raw) > 20:
+        raise ConfigError(f"{name}={raw[:40]} is out of range: at most {most}", hint=hint)
     return value
 
 

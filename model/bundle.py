@@ -234,7 +234,8 @@ def current_model_id(models_dir: Path | None = None) -> str | None:
         value = pointer.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:  # not UTF-8, a directory, unreadable
+    except (IsADirectoryError, ValueError) as exc:  # a directory, not UTF-8 (other OSErrors:
+        # a file where BOOKVEC_HOME goes, no permission: the CLI says those in its own words)
         raise BundleError(
             f"{pointer} is unreadable ({exc.strerror if isinstance(exc, OSError) else exc})",
             hint="write the id of a model under models/ in it (see `ls` there), or train again",

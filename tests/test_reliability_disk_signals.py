@@ -353,6 +353,9 @@ def test_ctrl_c_while_the_live_shard_is_optimized_in_place_says_it_is_finishing(
             if Child.calls == 1:
                 raise KeyboardInterrupt
 
+        def poll(self):
+            return 0 if Child.calls >= 2 else None
+
     done = threading.Event()
     with pytest.warns(UserWarning, match="finishing the HNSW index"):
         edge._wait_for(Child(), in_place=True)
