@@ -270,6 +270,42 @@ class EdgeStore:
                 target.update(edge.UpdateOperation.delete_points(existing))
         return len(existing)
 
+    def apply_changes(
+        self,
+        upserts: Iterable[BookPoint],
+        deletes: Iterable[str],
+        *,
+        model_version: str,
+        progress: Progress | None = None,
+    ) -> None:
+        """Write ``upserts``, delete ``deletes`` and record ``model_version``, on a copy of
+        the live generation published when complete (``bookvec.indexer.incremental``). Always
+        a copy, even when alone: the model version changes, so readers must switch from the
+        old generation to the new one in one step."""
+        self._check_writable()
+        with self._layout.writing():
+            live, _ = self._require()
+            size = live.meta.vector_size
+            ids = list(ids_by_title(deletes).values())
+            build = self._layout.new_build()
+            try:
+                copy_tree(live.path / SHARD, build / SHARD)
+                copy = _load(build / SHARD)
+                try:
+                    items = (dedupe(prepare_batch(batch, size)) for batch in batched(upserts))
+                    _write(copy, items, progress)
+                    for batch in batched(ids, SCROLL_PAGE):
+                        copy.update(edge.UpdateOperation.delete_points(batch))
+                    copy.optimize()
+                    copy.flush()
+                finally:
+                    copy.close()
+            except BaseException:
+                shutil.rmtree(build, ignore_errors=True)
+                raise
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self._publish(build, replace(live.meta, model_version=model_version, created=created))
+
     def close(self) -> None:
         self._drop()
 
