@@ -89,15 +89,14 @@ def _parent_tables(parent: Bundle) -> tuple[np.ndarray, np.ndarray, float, float
 
 def _link_sets(titles: list[str], names: list[str], pairs: np.ndarray) -> pl.DataFrame:
     """title -> its sorted distinct kept link names."""
+    name_array = np.asarray(names, dtype=object)
     frame = pl.DataFrame(
-        {"book": pairs[:, 0].astype(np.int64), "link": pairs[:, 1].astype(np.int64)}
+        {
+            "book": pairs[:, 0].astype(np.int64),
+            "name": pl.Series(name_array[pairs[:, 1]].tolist(), dtype=pl.String),
+        }
     )
-    names_series = pl.Series("name", names, dtype=pl.String)
-    sets = (
-        frame.with_columns(name=names_series.gather(pl.col("link")))
-        .group_by("book")
-        .agg(pl.col("name").unique().sort())
-    )
+    sets = frame.group_by("book").agg(pl.col("name").unique().sort())
     all_books = pl.DataFrame({"book": np.arange(len(titles)), "title": titles})
     return all_books.join(sets, on="book", how="left").select("title", "name")
 
