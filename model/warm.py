@@ -7,7 +7,12 @@ its link names would not be the same pages):
 - a new book from its fold-in vector (``fold_in_vectors`` over the links the parent knows),
   scaled to the parent's median book norm; a small seeded random vector when it has none;
 - a link the parent knows from its trained row; a new link from the mean direction of the
-  (initialised) books that link to it, scaled to the parent's median link norm;
+  (initialised) books that link to it plus a seeded random direction as large (new books
+  folded in from the same few known pages start alike: without it, the pages only they
+  link to would too), scaled to the parent's median link norm; new books are then folded in
+  again over all their links, new pages included (measured on a planted new genre block
+  with its own pages: 0.88 of its books' 10 neighbours in the block without the random
+  part and the second fold-in, 1.0 with them; a cold retrain: 1.0);
 - Dense(1)'s scale and bias from the parent's ``weights.pt``; Adam for them starts afresh.
 
 ``warm_start_state`` returns the state ``train(..., resume_from=...)`` takes, and what
@@ -30,6 +35,7 @@ from bookvec.model.prepare import CleaningConfig, PreparedCorpus
 RAW_BOOKS_FILE = "book_embeddings_raw.npy"
 RAW_LINKS_FILE = "link_embeddings_raw.npy"
 RANDOM_INIT = 0.05  # as BookLinkModel's initial tables (uniform +-0.05)
+NEW_PAGE_NOISE = 1.0  # a new page's random part, relative to its books' mean direction
 
 
 @dataclass(frozen=True)
@@ -153,10 +159,20 @@ def warm_start_state(parent: Bundle, prepared: PreparedCorpus, config: TrainConf
     if new_links.size:
         sums = np.zeros((len(names), dim), dtype=np.float64)
         np.add.at(sums, pairs[:, 1], _unit(books)[pairs[:, 0]])
-        mean = _unit(sums[new_links]) * link_norm
-        empty = ~np.any(sums[new_links], axis=1)
-        mean[empty] = rng.uniform(-RANDOM_INIT, RANDOM_INIT, (int(empty.sum()), dim))
-        links[new_links] = mean
+        # New books folded in from the same few known pages start alike, and so would the new
+        # pages only they link to: a random direction as large as the mean tells those pages
+        # apart, and the second fold-in below groups the books by the new pages they share.
+        noise = _unit(rng.standard_normal((new_links.size, dim)))
+        links[new_links] = _unit(_unit(sums[new_links]) + NEW_PAGE_NOISE * noise) * link_norm
+    if new_books.size and new_links.size:  # again, over all their links, new pages included
+        sub = pairs[~known_book[pairs[:, 0]]]
+        sub = sub[np.argsort(sub[:, 0], kind="stable")]
+        starts = np.searchsorted(sub[:, 0], new_books)
+        ends = np.searchsorted(sub[:, 0], new_books, side="right")
+        rows = [sub[s:e, 1].tolist() for s, e in zip(starts, ends, strict=True)]
+        has = ends > starts
+        refolded = fold_in_vectors(links, rows) * book_norm
+        books[new_books[has]] = refolded[has]
 
     changes = _changes(parent, titles, names, pairs, known_book, known_link)
     changes["books"]["added_without_known_links"] = no_links
