@@ -90,23 +90,12 @@ class Reindexed:
     unplaced_file: str | None = None
 
 
-def reindex(
-    bundle,
-    store,
-    *,
-    runtime=None,
-    progress: Callable[[int], None] | None = None,
-    unplaced_dir: Path | None = None,
-    **options: Any,
-) -> Reindexed:
-    """Rebuild the store from the bundle plus the catalogue: every trained book, then every
-    upserted book folded in again (an upserted title also in the bundle keeps its upserted
-    version: the user's latest word on it). Books no link of this model places are written to
-    a JSONL file `bookvec upsert` reads (under `unplaced_dir`), never silently dropped."""
-    from bookvec.cli.actions import bundle_link_weights, bundle_points
+def gather(bundle, store, *, weights=None, runtime=None) -> tuple[Iterator[Any], int, Refolded]:
+    """What a reindex writes: the points (every trained book, then every upserted book folded
+    in again; an upserted title also in the bundle keeps its upserted version: the user's
+    latest word on it), how many trained books they hold, and the upserted books refolded."""
+    from bookvec.cli.actions import bundle_points
 
-    index_options = options.get("options")
-    weights = bundle_link_weights(bundle, getattr(index_options, "sparse_weighting", None))
     catalogue = store.upserted()
     refolded = Refolded()
     if catalogue:
@@ -122,14 +111,39 @@ def reindex(
         yield from (p for p in bundle_points(bundle, weights) if p.title not in taken)
         yield from refolded.points
 
+    return points(), kept, refolded
+
+
+def reindex(
+    bundle,
+    store,
+    *,
+    runtime=None,
+    progress: Callable[[int], None] | None = None,
+    unplaced_dir: Path | None = None,
+    **options: Any,
+) -> Reindexed:
+    """Rebuild the store from the bundle plus the catalogue (see `gather`). Books no link of
+    this model places are written to a JSONL file `bookvec upsert` reads (under
+    `unplaced_dir`), never silently dropped."""
+    from bookvec.cli.actions import bundle_link_weights
+
+    index_options = options.get("options")
+    weights = bundle_link_weights(bundle, getattr(index_options, "sparse_weighting", None))
+    points, kept, refolded = gather(bundle, store, weights=weights, runtime=runtime)
     count = store.replace_all(
-        points(),
+        points,
         vector_size=bundle.dim,
         model_version=bundle.model_id,
         progress=progress,
         **options,
     )
-    result = Reindexed(count, kept, len(refolded.points), [b.title for b in refolded.unplaced])
+    return finish(Reindexed(count, kept, len(refolded.points), []), refolded, bundle, unplaced_dir)
+
+
+def finish(result: Reindexed, refolded: Refolded, bundle, unplaced_dir: Path | None) -> Reindexed:
+    """Record (and save for `bookvec upsert`) the upserted books this model cannot place."""
+    result.unplaced = [b.title for b in refolded.unplaced]
     if refolded.unplaced and unplaced_dir is not None:
         result.unplaced_file = str(write_books(refolded.unplaced, unplaced_dir, bundle.model_id))
     return result

@@ -34,6 +34,8 @@ def run_index(
     shards: int | None = None,
     replicas: int | None = None,
     options=None,
+    full: bool = False,
+    tolerance: float | None = None,
 ) -> dict:
     from bookvec import settings
     from bookvec.cli.actions import sparse_options
@@ -44,11 +46,35 @@ def run_index(
 
     started = time.perf_counter()
     store = open_store(url, api_key, collection, recover=True)
+    changes = None
     try:
         damaged = getattr(store, "damaged", None)
         if damaged:
             output.warn(f"{damaged}: rebuilding it from the model and the catalogue")
-        if store.backend == "edge":
+        if (
+            not damaged
+            and not full
+            and incremental_parent(store, bundle, shards, replicas, options)
+        ):
+            from bookvec.cli.actions import bundle_link_weights
+            from bookvec.cli.catalogue import Reindexed, finish, gather
+            from bookvec.indexer.incremental import DEFAULT_TOLERANCE, reindex_incremental
+
+            weighting = store.info().index.sparse_weighting
+            points, kept, refolded = gather(
+                bundle, store, weights=bundle_link_weights(bundle, weighting)
+            )
+            with counting_progress("updating", total=None) as advance:
+                changes = reindex_incremental(
+                    store,
+                    points,
+                    model_version=bundle.model_id,
+                    tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+                    progress=advance,
+                )
+            done = Reindexed(store.count(), kept, len(refolded.points), [])
+            done = finish(done, refolded, bundle, settings.store_dir())
+        elif store.backend == "edge":
             from bookvec.indexer.edge import indexing_threshold
 
             threshold = indexing_threshold(bundle.dim)
@@ -57,16 +83,17 @@ def run_index(
                     f"{bundle.n_books:,} books is above Edge's indexing threshold ({threshold:,}):"
                     " the HNSW graph is built after loading"
                 )
-        with counting_progress("indexing", total=bundle.n_books) as advance:
-            done = reindex(
-                bundle,
-                store,
-                progress=advance,
-                unplaced_dir=settings.store_dir(),
-                shards=shards,
-                replicas=replicas,
-                options=options,
-            )
+        if changes is None:
+            with counting_progress("indexing", total=bundle.n_books) as advance:
+                done = reindex(
+                    bundle,
+                    store,
+                    progress=advance,
+                    unplaced_dir=settings.store_dir(),
+                    shards=shards,
+                    replicas=replicas,
+                    options=options,
+                )
         if done.unplaced:
             output.warn(
                 f"{len(done.unplaced):,} upserted book(s) have no link this model knows and are "
@@ -92,7 +119,23 @@ def run_index(
         "sparse_weighting": info.index.sparse_weighting if info else None,
         "indexed_vectors": info.indexed_vectors if info else None,
         "seconds": round(seconds, 3),
+        "incremental": None if changes is None else changes.counts(),
     }
+
+
+def incremental_parent(store, bundle, shards, replicas, options) -> bool:
+    """True when the store holds the vectors of the model this bundle was warm-started from,
+    in the same layout: then only what changed is written (``bookvec.indexer.incremental``)."""
+    parent = (bundle.manifest.get("warm_start") or {}).get("parent")
+    info = store.info() if parent else None
+    return (
+        info is not None
+        and info.model_version == parent
+        and info.vector_size == bundle.dim
+        and (options is None or info.index == options)
+        and shards in (None, info.shards)
+        and replicas in (None, info.replicas)
+    )
 
 
 @app.command()
@@ -135,6 +178,19 @@ def index(
         help="Weights of each book's links in its sparse vector: bm25 or binary (with the "
         "store's IDF), tfidf, or none (dense vectors only; no sparse or hybrid search).",
     ),
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="Rebuild every point, even after a warm start (default: write only what changed).",
+    ),
+    tolerance: float | None = typer.Option(
+        None,
+        "--tolerance",
+        min=0.0,
+        help="After a warm start: rewrite a book whose unit vector moved more than this (L2; "
+        "default 0.05).",
+        show_default=False,
+    ),
     json_: JsonOption = False,
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
@@ -143,7 +199,9 @@ def index(
     """Index the current model's books (vectors + genres, author, ...) into the store.
 
     A full reindex is atomic: searches keep answering from the old index until the new one
-    is complete. HNSW and quantization settings are stored with the collection; below ~51,000
+    is complete. After `bookvec train --warm-start`, when the store holds the parent model's
+    vectors, only new, changed and moved books are written and removed ones deleted (--full
+    rebuilds). HNSW and quantization settings are stored with the collection; below ~51,000
     books (Edge's indexing threshold) every search is exact whatever they are.
 
     Examples: bookvec index
@@ -160,10 +218,26 @@ def index(
     bundle = open_model(model)
     bundle.verify(("book_vectors.npy", "books.parquet"))
     result = run_index(
-        bundle, url, api_key, collection, shards=shards, replicas=replicas, options=options
+        bundle,
+        url,
+        api_key,
+        collection,
+        shards=shards,
+        replicas=replicas,
+        options=options,
+        full=full,
+        tolerance=tolerance,
     )
     if json_:
         output.emit_json(result)
+    elif result["incremental"] is not None:
+        c = result["incremental"]
+        output.log(
+            f"updated {result['backend']} collection {result['collection']!r} to model "
+            f"{result['model']}: {c['added']:,} added, {c['moved']:,} moved, {c['changed']:,} "
+            f"payload changed, {c['unchanged']:,} unchanged, {c['removed']:,} removed "
+            f"({c['written']:,} points written) in {result['seconds']:.1f} s"
+        )
     else:
         layout = ""
         if result["backend"] == "server":

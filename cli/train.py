@@ -11,7 +11,7 @@ import typer
 from bookvec import settings
 from bookvec.cli import output
 from bookvec.cli.app import app
-from bookvec.cli.common import JsonOption
+from bookvec.cli.common import JsonOption, ModelOption
 from bookvec.errors import ConfigError, DataNotFoundError
 
 
@@ -35,6 +35,7 @@ def run_training(
     synthetic: bool | None = None,
     resume: bool = False,
     evaluate: bool = True,
+    warm_start=None,
 ):
     from bookvec import inputs
     from bookvec.model.pipeline import train_bundle
@@ -50,6 +51,7 @@ def run_training(
         log=output.log,
         resume=resume,
         evaluate=evaluate,
+        warm_start=warm_start,
     )
 
 
@@ -63,6 +65,7 @@ def summary(bundle) -> dict:
         "pairs": bundle.manifest["counts"]["pairs"],
         "synthetic": bundle.synthetic,
         "metrics": metrics,
+        "warm_start": bundle.manifest.get("warm_start"),
     }
 
 
@@ -137,12 +140,23 @@ def train(
         "--evaluate/--no-evaluate",
         help="Store held-out AUC and neighbour metrics in the manifest (seconds at 37k books).",
     ),
+    warm_start: bool = typer.Option(
+        False,
+        "--warm-start",
+        help="Start from a trained model (--model, default: the current one): known books and "
+        "pages keep their rows, new ones start near them; fewer epochs at a smaller step.",
+    ),
+    model: ModelOption = None,
     json_: JsonOption = False,
 ) -> None:
     """Train book and link embeddings and write a new model bundle (becomes the current model).
 
     The training state is saved after every epoch: after Ctrl-C or a crash, `bookvec train
     --resume` continues where it stopped, and the current model stays as it was meanwhile.
+
+    With --warm-start the run continues a trained model on a changed corpus (new books, new
+    pages, changed links): its cleaning is the parent's, and the new bundle records the parent
+    and what changed; `bookvec index` then rewrites only the points that moved.
 
     Example: bookvec train --data ../shared/data/p15_books.ndjson
     """
@@ -160,7 +174,21 @@ def train(
     }
     machine = {"device": device, "threads": threads, "compile": compile_}
     synthetic = None
-    if resume:
+    parent = None
+    if warm_start and resume:
+        raise ConfigError("--warm-start and --resume do not go together: run the warm start again")
+    if warm_start:
+        from bookvec.cli.common import open_model
+        from bookvec.model.pipeline import warm_config
+        from bookvec.model.warm import parent_cleaning
+
+        parent = open_model(model)
+        config = warm_config(parent, **overrides, **machine)
+        cleaning = parent_cleaning(parent)
+        if min_books is not None:
+            cleaning = replace(cleaning, min_books=min_books)  # refused below unless the same
+        corpus = data or default_corpus()
+    elif resume:
         with_cleaning = {**overrides, "min_books": min_books}
         corpus, config, cleaning, synthetic = _resume_plan(data, with_cleaning, machine)
     else:
@@ -175,6 +203,7 @@ def train(
         synthetic=synthetic,
         resume=resume,
         evaluate=evaluate,
+        warm_start=parent,
     )
     result = summary(bundle)
     if json_:

@@ -392,6 +392,51 @@ class EdgeStore:
             return []
         return sorted_books(book_from_payload(t, p) for t, p in _scan_upserted(self._shard))
 
+    def apply_changes(
+        self,
+        upserts: Iterable[BookPoint],
+        deletes: Iterable[str],
+        *,
+        model_version: str,
+        progress: Progress | None = None,
+    ) -> None:
+        """Write ``upserts``, delete ``deletes`` and record ``model_version``, on a copy of
+        the live generation published when complete (``bookvec.indexer.incremental``). Always
+        a copy, even when alone: the model version changes, so readers must switch from the
+        old generation to the new one in one step."""
+        self._check_writable()
+        with self._layout.writing():
+            live, _ = self._require()
+            size = live.meta.vector_size
+            ids = list(ids_by_title(deletes).values())
+            build = self._layout.new_build()
+            try:
+                _, _, apparent = disk.sparse_sizes(live.path / SHARD)
+                disk.require(self.root, apparent, what="copying the store to change it")
+                copy_tree(live.path / SHARD, build / SHARD)
+                copy = _load(build / SHARD)
+                try:
+                    has_sparse = IndexOptions.from_dict(live.meta.index).has_sparse
+                    items = (
+                        _fits(dedupe(prepare_batch(batch, size)), has_sparse, build)
+                        for batch in batched(upserts)
+                    )
+                    _write(copy, items, progress, room=build / SHARD)
+                    for batch in batched(ids, SCROLL_PAGE):
+                        copy.update(edge.UpdateOperation.delete_points(batch))
+                    copy = _optimized(copy, build / SHARD, size)
+                    copy.flush()
+                    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    changed = replace(live.meta, model_version=model_version, created=created)
+                    meta = _census_meta(changed, copy)  # counts and id checksum of the result
+                finally:
+                    copy.close()
+            except BaseException:
+                shutil.rmtree(build, ignore_errors=True)
+                raise
+            # the removals are intended (books that left the corpus): the old generation goes
+            self._publish(build, meta)
+
     def close(self) -> None:
         self._drop()
 

@@ -464,6 +464,39 @@ class ServerStore:
             if offset is None:
                 return sorted_books(books)
 
+    def apply_changes(
+        self,
+        upserts: Iterable[BookPoint],
+        deletes: Iterable[str],
+        *,
+        model_version: str,
+        progress: Progress | None = None,
+    ) -> None:
+        """Write ``upserts``, delete ``deletes``, then record ``model_version``, in place in
+        the live collection (``bookvec.indexer.incremental`` says why not on a copy)."""
+        self._check_writable()
+        physical = self._physical()
+        if physical is None:
+            raise self._no_collection()
+        size = self._vector_size()
+        items = (dedupe(prepare_batch(batch, size)) for batch in batched(upserts))
+        self._upload(self.alias, items, progress)
+        ids = list(ids_by_title(deletes).values())
+        for batch in batched(ids, PAGE):
+            selector = models.PointIdsList(points=batch)
+            self._call(
+                "delete points", self.client.delete, self.alias, points_selector=selector, wait=True
+            )
+        described = self._call("read the collection", self.client.get_collection, physical)
+        meta = dict((described.config.metadata or {}).get("bookvec") or {})
+        meta["model_version"] = model_version
+        self._call(
+            "record the model version",
+            self.client.update_collection,
+            physical,
+            metadata={"bookvec": meta},
+        )
+
     def close(self) -> None:
         if self._owns_client:
             self.client.close()

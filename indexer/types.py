@@ -208,6 +208,15 @@ class BookStore(Protocol):
         dry_run: bool = False,
     ) -> UpsertReport: ...
 
+    def apply_changes(
+        self,
+        upserts: Iterable[BookPoint],
+        deletes: Iterable[str],
+        *,
+        model_version: str,
+        progress: Progress | None = None,
+    ) -> None: ...
+
     def search(
         self,
         vector: Sequence[float],

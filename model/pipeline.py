@@ -37,8 +37,8 @@ import numpy as np
 import polars as pl
 
 from bookvec import __version__, settings
-from bookvec.errors import DataNotFoundError
-from bookvec.model.bundle import Bundle, BundleWriter
+from bookvec.errors import ConfigError, DataNotFoundError
+from bookvec.model.bundle import Bundle, BundleWriter, open_bundle
 from bookvec.model.config import TrainConfig
 from bookvec.model.prepare import CleaningConfig, PreparedCorpus, prepare
 
@@ -129,6 +129,7 @@ def train_bundle(
     checkpoints: bool = True,
     evaluate: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    warm_start: str | Path | Bundle | None = None,
 ) -> Bundle:
     """Prepare the corpus, train, export ONNX, evaluate and commit a bundle; returns it.
 
@@ -136,10 +137,29 @@ def train_bundle(
     (removed once the bundle is committed). ``resume``: continue this corpus + cleaning +
     config's interrupted run; DataNotFoundError when there is none. ``evaluate``: put the
     evaluation numbers in the manifest (``metrics.evaluation``).
+
+    ``warm_start``: a parent model (a ``Bundle``, a model id or a bundle path) whose tables
+    start this run (``bookvec.model.warm``: rows matched by cleaned name, new books folded
+    in, new pages from the books that link to them). ``cleaning`` defaults to the parent's
+    and must equal it; ``config`` defaults to ``warm_config(parent)``. A warm run keeps no
+    checkpoints (it is short: an interrupted one is run again) and cannot be resumed; until
+    its bundle is committed, the current model is untouched. The manifest's ``warm_start``
+    records the parent and what changed (books and pages added, removed, changed).
     """
     from bookvec.model.export import export_onnx
     from bookvec.model.train import Checkpoints, train
 
+    parent: Bundle | None = None
+    if warm_start is not None:
+        from bookvec.model.warm import check_compatible, parent_cleaning
+
+        parent = warm_start if isinstance(warm_start, Bundle) else open_bundle(warm_start)
+        if resume:
+            raise ConfigError("a warm start cannot be resumed: run it again")
+        cleaning = cleaning or parent_cleaning(parent)
+        config = config or warm_config(parent)
+        check_compatible(parent, cleaning, config)
+        checkpoints = False
     cleaning = cleaning or CleaningConfig()
     config = config or TrainConfig()
     say = log or (lambda message: None)
@@ -154,6 +174,17 @@ def train_bundle(
     )
     if synthetic is None:
         synthetic = Path(str(corpus_path) + ".truth.parquet").exists()
+    warm = None
+    if parent is not None:
+        from bookvec.model.warm import warm_start_state
+
+        warm = warm_start_state(parent, prepared, config)
+        b, ln = warm.changes["books"], warm.changes["links"]
+        say(
+            f"warm start from model {parent.model_id}: books {b['added']:,} added, "
+            f"{b['removed']:,} removed, {b['changed'] or 0:,} changed; pages {ln['added']:,} "
+            f"added, {ln['removed']:,} removed"
+        )
 
     run_dir: Path | None = None
     if checkpoints or resume:
@@ -189,6 +220,7 @@ def train_bundle(
             on_epoch=on_epoch,
             checkpoint_dir=run_dir,
             resume=resume,
+            resume_from=None if warm is None else warm.state,
         )
     except BaseException as exc:
         if run_dir is not None and (run_dir / Checkpoints.STATE).is_file():
@@ -239,6 +271,8 @@ def train_bundle(
             "history": trained.history,
             "versions": _versions(),
         }
+        if warm is not None:
+            manifest["warm_start"] = warm.changes
         bundle = writer.commit(manifest)
     if run_dir is not None:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -246,6 +280,20 @@ def train_bundle(
     if evaluation_seconds is not None:
         say(f"evaluated in {evaluation_seconds:.1f} s (full report: `bookvec evaluate`)")
     return bundle
+
+
+def warm_config(parent: Bundle, **overrides: Any) -> TrainConfig:
+    """The config of a warm start from ``parent``: the options it was trained with (its
+    requested ones, so that batch size and patience are chosen anew for the new corpus) on the
+    warm schedule (``bookvec.model.train.warm_schedule``), then ``overrides`` (None ignored)."""
+    from dataclasses import replace
+
+    from bookvec.model.train import warm_schedule
+
+    requested = parent.manifest.get("config_requested") or parent.manifest.get("config") or {}
+    config = warm_schedule(TrainConfig.from_dict(dict(requested)))
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return replace(config, **changes) if changes else config
 
 
 def evaluation_summary(prepared: PreparedCorpus, trained: TrainedModel) -> dict[str, Any]:

@@ -48,7 +48,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -954,6 +954,26 @@ def _load_resume(
     if grown:
         log.info("tables grew since the resumed run; new rows start random")
     return epoch
+
+
+# ---------------------------------------------------------------------------------------------
+# Warm start: the schedule of a run that starts from a trained model's tables
+
+
+WARM_LR_SCALE = 0.5  # the tables' SGD step, and Adam's for Dense(1), x this
+WARM_MAX_EPOCHS = 4
+
+
+def warm_schedule(config: TrainConfig) -> TrainConfig:
+    """``config`` for a warm start (``bookvec.model.warm``): most rows have converged, so
+    a smaller step and fewer epochs; the loss, sampler and early stopping are the same.
+    Measured in ``benchmarks/incremental.py`` (the README's "Keeping a model current")."""
+    return replace(
+        config,
+        learning_rate=config.learning_rate * WARM_LR_SCALE,
+        scale_learning_rate=config.scale_learning_rate * WARM_LR_SCALE,
+        max_epochs=min(config.max_epochs, WARM_MAX_EPOCHS),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
