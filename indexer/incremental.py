@@ -42,7 +42,7 @@ class ChangeSet:
     deletes: list[str] = field(repr=False)
     added: int
     moved: int
-    changed: int  # payload changed (vector moved or not)
+    changed: int  # payload or sparse vector changed, vector not moved
     unchanged: int
     removed: int
     tolerance: float
@@ -110,7 +110,7 @@ def diff_points(
                 item.payload
             ) or not _same_sparse(record.sparse, item.sparse)
             moved += is_moved
-            changed += is_changed
+            changed += is_changed and not is_moved  # disjoint: a moved book counts as moved
             if is_moved or is_changed:
                 upserts.append(BookPoint(item.title, item.vector, item.payload, item.sparse))
             else:
