@@ -7,11 +7,12 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from bookvec import titles as title_lookup
+
+if TYPE_CHECKING:  # numpy is imported where it is used: `bookvec search` by title needs none
+    import numpy as np
 
 PAYLOAD_FIELDS = ("genres", "author", "authors", "country", "language", "publisher", "year")
 
@@ -34,6 +35,8 @@ def payload_from_row(row: dict[str, Any], *, source: str) -> dict[str, Any]:
 
 def bundle_points(bundle) -> Iterator[Any]:
     """Every book of a bundle as a store point: its normalised vector and its payload."""
+    import numpy as np
+
     from bookvec.indexer import BookPoint
 
     vectors = np.asarray(bundle.book_vectors, dtype=np.float32)
@@ -193,6 +196,8 @@ def bundle_pairs(bundle, *, log: Callable[[str], None] | None = None) -> np.ndar
 
 def observed_links(bundle, book: int, *, log: Callable[[str], None] | None = None) -> np.ndarray:
     """The distinct link indices a book's article has (those the model kept), sorted."""
+    import numpy as np
+
     pairs = bundle_pairs(bundle, log=log)
     return np.unique(pairs[pairs[:, 0] == book, 1])
 
@@ -202,6 +207,8 @@ def predicted_links(
 ) -> list[dict[str, Any]]:
     """The pages the model thinks the book links to: every link scored in one batch through the
     score graph, best first; ``observed`` marks the ones the article really has."""
+    import numpy as np
+
     n_links = bundle.n_links
     probability = runtime.score(np.full(n_links, book, dtype=np.int64), np.arange(n_links))
     observed = np.zeros(n_links, dtype=bool)
@@ -223,6 +230,8 @@ def predicted_links(
 
 def nearest_links(bundle, link: int, *, limit: int) -> list[dict[str, Any]]:
     """Pages nearest a page: cosine over the bundle's (normalised) link vectors."""
+    import numpy as np
+
     vectors = np.asarray(bundle.link_vectors, dtype=np.float32)
     cosine = vectors @ vectors[link]
     cosine[link] = -np.inf
@@ -247,6 +256,8 @@ def explain_pair(bundle, a: int, b: int, *, limit: int = 10, log=None) -> dict[s
     shared_links: the links both articles have; pulling_links: the union's links with the
     largest contributions (whether one or both articles have them). Best first, ``limit`` each.
     """
+    import numpy as np
+
     books = np.asarray(bundle.book_vectors, dtype=np.float32)
     links = np.asarray(bundle.link_vectors, dtype=np.float32)
     va, vb = books[a], books[b]
