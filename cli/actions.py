@@ -58,25 +58,35 @@ def index_bundle(bundle, store, *, progress: Callable[[int], None] | None = None
 
 def resolve_store_title(store, query: str, *, exact: bool = False) -> str:
     """A title as typed -> a title in the store (exact id lookup first, then the loose rules)."""
-    if store.get([query]):
-        return query
-    return title_lookup.resolve(query, store.titles(), exact=exact)
+    return resolve_store_titles(store, [query], exact=exact)[0]
 
 
 def resolve_store_titles(store, queries: Iterable[str], *, exact: bool = False) -> list[str]:
-    """Several titles as typed -> titles in the store; the store's titles are listed once."""
+    """Several titles as typed -> titles in the store. Loose ones go through the store's stored
+    title-key index where it has one (bookvec/titlekeys.py), else through its titles, listed
+    once."""
     queries = list(queries)
     found = store.get(queries)
-    index: title_lookup.TitleIndex | None = None
+    index = None
     resolved = []
-    for query in queries:
-        if query in found:
-            resolved.append(query)
-            continue
-        if index is None:
-            index = title_lookup.TitleIndex(store.titles())
-        resolved.append(index.resolve(query, exact=exact))
+    try:
+        for query in queries:
+            if query in found:
+                resolved.append(query)
+                continue
+            if index is None:
+                index = _store_title_keys(store) or title_lookup.TitleIndex(store.titles())
+            resolved.append(index.resolve(query, exact=exact))
+    finally:
+        if index is not None and hasattr(index, "close"):
+            index.close()
     return resolved
+
+
+def _store_title_keys(store):
+    """The store's stored title-key index, if its backend keeps one (Edge) and it is current."""
+    opener = getattr(store, "title_keys", None)
+    return opener() if opener is not None else None
 
 
 # --- new books: fold-in through ONNX Runtime, then upsert ------------------------------------

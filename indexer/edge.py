@@ -31,6 +31,7 @@ import qdrant_edge as edge
 
 from bookvec.errors import ConfigError, DataNotFoundError, StoreError, StoreLockedError
 from bookvec.indexer import filters
+from bookvec.indexer import keys as title_keys
 from bookvec.indexer.generations import SHARD, GenerationMeta, Layout, Opened, copy_tree
 from bookvec.indexer.ids import point_id
 from bookvec.indexer.points import (
@@ -164,6 +165,12 @@ class EdgeStore:
         _, shard = self._require()
         return shard.count(edge.CountRequest(exact=True, filter=filters.to_edge(filter)))
 
+    def title_keys(self):
+        """The live generation's title-key index (bookvec.titlekeys.TitleKeys; the caller
+        closes it), or None when it has none that matches the shard."""
+        live, shard = self._require()
+        return title_keys.open_for(live.path, shard)
+
     def titles(self) -> list[str]:
         _, shard = self._require()
         titles: list[str] = []
@@ -243,7 +250,8 @@ class EdgeStore:
         if not first or dry_run:
             return report
 
-        with self._changing() as target:
+        delta = title_keys.TitleDelta()
+        with self._changing(delta) as target:
 
             def to_write() -> Iterator[list[Prepared]]:
                 nonlocal report
@@ -255,18 +263,21 @@ class EdgeStore:
                     if changed:
                         yield changed
 
-            _write(target, to_write(), progress)
+            _write(target, title_keys.noting_titles(to_write(), delta.added), progress)
         return report
 
     def delete(self, titles: Iterable[str]) -> int:
         self._check_writable()
         _, shard = self._require()
-        ids = list(ids_by_title(titles).values())
+        by_title = ids_by_title(titles)
+        ids = list(by_title.values())
         existing = [
             str(rec.id) for rec in shard.retrieve(ids, with_payload=False, with_vector=False)
         ]
         if existing:
-            with self._changing() as target:
+            found = set(existing)
+            delta = title_keys.TitleDelta(removed=[t for t, i in by_title.items() if i in found])
+            with self._changing(delta) as target:
                 target.update(edge.UpdateOperation.delete_points(existing))
         return len(existing)
 
@@ -349,12 +360,14 @@ class EdgeStore:
         try:
             shard = _create(build / SHARD, vector_size, options)
             try:
+                titles: list[str] = []
                 items = (dedupe(prepare_batch(batch, vector_size)) for batch in batched(points))
-                _write(shard, items, progress)
+                _write(shard, title_keys.noting_titles(items, titles), progress)
                 # Edge builds HNSW only here, and only for segments above the indexing
                 # threshold (~51k 50-d points); below it every search is exact.
                 shard.optimize()
                 shard.flush()
+                title_keys.write_for(build, shard, titles)
             finally:
                 shard.close()
         except BaseException:
@@ -365,15 +378,19 @@ class EdgeStore:
         self._publish(build, meta)
 
     @contextmanager
-    def _changing(self) -> Iterator[edge.EdgeShard]:
+    def _changing(self, delta: title_keys.TitleDelta | None = None) -> Iterator[edge.EdgeShard]:
         """The live shard to write to: in place when no other process has it open, else a
-        copy that is published when the block ends (the others keep reading the original)."""
+        copy that is published when the block ends (the others keep reading the original).
+        `delta`: the titles the block adds and removes, for the title-key index."""
+        delta = delta or title_keys.TitleDelta()
         with self._layout.writing():
             live, shard = self._require()
             if live.lock.upgrade():
                 try:
+                    before = title_keys.exact_count(shard)
                     yield shard
                     shard.optimize()  # HNSW once the shard outgrows the indexing threshold
+                    title_keys.update_for(live.path, shard, before, delta)
                 finally:
                     shard.flush()
                     live.lock.downgrade()
@@ -382,11 +399,14 @@ class EdgeStore:
             build = self._layout.new_build()
             try:
                 copy_tree(live.path / SHARD, build / SHARD)
+                title_keys.copy_for(live.path, build)
                 copy = _load(build / SHARD)
                 try:
+                    before = title_keys.exact_count(copy)
                     yield copy
                     copy.optimize()
                     copy.flush()
+                    title_keys.update_for(build, copy, before, delta)
                 finally:
                     copy.close()
             except BaseException:
