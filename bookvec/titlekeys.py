@@ -23,22 +23,28 @@ from pathlib import Path
 from bookvec.errors import AmbiguousTitleError, TitleNotFoundError
 from bookvec.titles import MAX_CANDIDATES, base_key, loose_key, suggest
 
-FILE = "titles.sqlite"
+FILE = "titles.sqlite"  # beside an Edge store generation's shard
+BUNDLE_FILES = {"book": "book_titles.sqlite", "link": "link_titles.sqlite"}  # in a model bundle
 _SCHEMA = """
-CREATE TABLE titles (title TEXT PRIMARY KEY, loose TEXT NOT NULL, base TEXT NOT NULL);
+CREATE TABLE titles (
+    title TEXT PRIMARY KEY, loose TEXT NOT NULL, base TEXT NOT NULL, rank INTEGER
+);
 CREATE INDEX titles_loose ON titles (loose);
 CREATE INDEX titles_base ON titles (base);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-def _rows(titles: Iterable[str]) -> Iterable[tuple[str, str, str]]:
-    for title in titles:
-        yield title, loose_key(title), base_key(title)
+def _rows(titles: Iterable[str], ranked: bool = False) -> Iterable[tuple]:
+    for rank, title in enumerate(titles):
+        yield title, loose_key(title), base_key(title), rank if ranked else None
 
 
-def write_keys(path: Path, titles: Iterable[str], *, count: int, stamp: str = "") -> None:
-    """Write the key index of `titles` to `path`, replacing any there (atomically)."""
+def write_keys(
+    path: Path, titles: Iterable[str], *, count: int, stamp: str = "", ranked: bool = False
+) -> None:
+    """Write the key index of `titles` to `path`, replacing any there (atomically).
+    `ranked`: suggestions break ties in the order given (a bundle's), not by title (a store's)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with contextlib.suppress(FileNotFoundError):
@@ -46,7 +52,7 @@ def write_keys(path: Path, titles: Iterable[str], *, count: int, stamp: str = ""
     db = sqlite3.connect(tmp)
     try:
         db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
-        db.executemany("INSERT OR IGNORE INTO titles VALUES (?, ?, ?)", _rows(titles))
+        db.executemany("INSERT OR IGNORE INTO titles VALUES (?, ?, ?, ?)", _rows(titles, ranked))
         db.executemany("INSERT INTO meta VALUES (?, ?)", [("count", str(count)), ("stamp", stamp)])
         db.commit()
     finally:
@@ -62,8 +68,8 @@ def open_keys(path: Path, *, writable: bool = False) -> TitleKeys | None:
     try:
         if writable:
             db = sqlite3.connect(path)
-        else:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        else:  # read-only, and usable from any thread (a bundle's index is cached per process)
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         meta = dict(db.execute("SELECT key, value FROM meta"))
         return TitleKeys(db, count=int(meta["count"]), stamp=meta.get("stamp", ""))
     except (sqlite3.Error, KeyError, ValueError):
@@ -77,8 +83,10 @@ class TitleKeys:
         self._db = db
         self.count = count
         self.stamp = stamp
+        self.what = "book"
 
-    def resolve(self, query: str, *, exact: bool = False, what: str = "book") -> str:
+    def resolve(self, query: str, *, exact: bool = False, what: str | None = None) -> str:
+        what = what or self.what
         if self._db.execute("SELECT 1 FROM titles WHERE title = ?", (query,)).fetchone():
             return query
         if not exact:
@@ -89,8 +97,10 @@ class TitleKeys:
                     return same[0]
                 if len(same) > 1:
                     raise AmbiguousTitleError(query, same[:MAX_CANDIDATES], what=what)
-        # sorted as the store lists its titles (SQLite compares UTF-8 bytes: code point order)
-        rows = self._db.execute("SELECT title, base FROM titles ORDER BY title").fetchall()
+        # in the order TitleIndex would hold them: a bundle's (rank), or sorted as a store lists
+        # its titles (rank NULL; SQLite compares UTF-8 bytes, which is code point order)
+        order = "SELECT title, base FROM titles ORDER BY rank, title"
+        rows = self._db.execute(order).fetchall()
         titles = [title for title, _ in rows]
         keys = [key for _, key in rows]
         raise TitleNotFoundError(query, suggest(query, titles, keys=keys), what=what)
@@ -113,7 +123,7 @@ class TitleKeys:
     def update(self, added: Iterable[str], removed: Iterable[str], *, count: int) -> None:
         """Add and remove titles and record the new count, in one transaction."""
         with self._db:
-            self._db.executemany("INSERT OR IGNORE INTO titles VALUES (?, ?, ?)", _rows(added))
+            self._db.executemany("INSERT OR IGNORE INTO titles VALUES (?, ?, ?, ?)", _rows(added))
             self._db.executemany("DELETE FROM titles WHERE title = ?", ((t,) for t in removed))
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'count'", (str(count),))
         self.count = count

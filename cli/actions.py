@@ -161,8 +161,21 @@ def bundle_title_index(bundle, what: str) -> title_lookup.TitleIndex:
     key = (str(bundle.path), what)
     if key not in _TITLE_INDEXES:
         names = bundle.book_titles if what == "book" else bundle.link_names
-        _TITLE_INDEXES[key] = title_lookup.TitleIndex(names, what=what)
+        _TITLE_INDEXES[key] = _bundle_title_keys(bundle, what, len(names)) or (
+            title_lookup.TitleIndex(names, what=what)
+        )
     return _TITLE_INDEXES[key]
+
+
+def _bundle_title_keys(bundle, what: str, count: int):
+    """The key index the bundle was written with (bundles since titlekeys), if it matches."""
+    from bookvec.titlekeys import BUNDLE_FILES, open_keys
+
+    keys = open_keys(bundle.path / BUNDLE_FILES[what])
+    if keys is None or keys.count != count:
+        return None
+    keys.what = what
+    return keys
 
 
 # --- links of a book, links near a link, why two books are close -----------------------------

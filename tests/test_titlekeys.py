@@ -124,3 +124,25 @@ def test_complete_by_loose_prefix(store):
         assert keys.complete("WAR a") == ["War and Peace"]
         assert keys.complete("les mis", limit=1) == ["Les Misérables"]
         assert keys.complete("!!") == []
+
+
+def test_a_bundle_resolves_through_the_keys_it_was_written_with(trained_home):
+    import os
+
+    from bookvec.cli.actions import _bundle_title_keys
+    from bookvec.model.bundle import open_bundle
+    from bookvec.settings import ENV_HOME
+
+    os.environ[ENV_HOME] = str(trained_home)
+    try:
+        bundle = open_bundle(None)
+    finally:
+        del os.environ[ENV_HOME]
+    for what, names in (("book", bundle.book_titles), ("link", bundle.link_names)):
+        keys = _bundle_title_keys(bundle, what, len(names))
+        assert keys is not None, f"the bundle should carry its {what} keys"
+        listed = TitleIndex(names, what=what)
+        queries = [names[0], names[-1].upper() + "!", names[1][:-2], "zzz qqq", names[2][1:]]
+        for query in queries:
+            for exact in (False, True):
+                assert outcome(keys.resolve, query, exact) == outcome(listed.resolve, query, exact)
