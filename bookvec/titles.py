@@ -31,6 +31,8 @@ MAX_CANDIDATES = 10
 
 def loose_key(title: str) -> str:
     """Case-, accent- and punctuation-insensitive form of a title."""
+    if title.isascii():  # the same result: NFKD leaves ASCII alone, casefold is lower for it
+        return _NON_WORD.sub(" ", title.lower()).strip()
     text = unicodedata.normalize("NFKD", title)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return _NON_WORD.sub(" ", text.casefold()).strip()

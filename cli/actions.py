@@ -7,11 +7,12 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from bookvec import titles as title_lookup
+
+if TYPE_CHECKING:  # numpy is imported where it is used: `bookvec search` by title needs none
+    import numpy as np
 
 PAYLOAD_FIELDS = ("genres", "author", "authors", "country", "language", "publisher", "year")
 
@@ -35,6 +36,8 @@ def payload_from_row(row: dict[str, Any], *, source: str) -> dict[str, Any]:
 def bundle_points(bundle, weights=None) -> Iterator[Any]:
     """Every book of a bundle as a store point: its normalised vector and its payload, and
     with ``weights`` (``bundle_link_weights``) the sparse vector of its links."""
+    import numpy as np
+
     from bookvec.indexer import BookPoint
 
     vectors = np.asarray(bundle.book_vectors, dtype=np.float32)
@@ -85,25 +88,35 @@ def index_bundle(bundle, store, *, progress: Callable[[int], None] | None = None
 
 def resolve_store_title(store, query: str, *, exact: bool = False) -> str:
     """A title as typed -> a title in the store (exact id lookup first, then the loose rules)."""
-    if store.get([query]):
-        return query
-    return title_lookup.resolve(query, store.titles(), exact=exact)
+    return resolve_store_titles(store, [query], exact=exact)[0]
 
 
 def resolve_store_titles(store, queries: Iterable[str], *, exact: bool = False) -> list[str]:
-    """Several titles as typed -> titles in the store; the store's titles are listed once."""
+    """Several titles as typed -> titles in the store. Loose ones go through the store's stored
+    title-key index where it has one (bookvec/titlekeys.py), else through its titles, listed
+    once."""
     queries = list(queries)
     found = store.get(queries)
-    index: title_lookup.TitleIndex | None = None
+    index = None
     resolved = []
-    for query in queries:
-        if query in found:
-            resolved.append(query)
-            continue
-        if index is None:
-            index = title_lookup.TitleIndex(store.titles())
-        resolved.append(index.resolve(query, exact=exact))
+    try:
+        for query in queries:
+            if query in found:
+                resolved.append(query)
+                continue
+            if index is None:
+                index = _store_title_keys(store) or title_lookup.TitleIndex(store.titles())
+            resolved.append(index.resolve(query, exact=exact))
+    finally:
+        if index is not None and hasattr(index, "close"):
+            index.close()
     return resolved
+
+
+def _store_title_keys(store):
+    """The store's stored title-key index, if its backend keeps one (Edge) and it is current."""
+    opener = getattr(store, "title_keys", None)
+    return opener() if opener is not None else None
 
 
 # --- new books: fold-in through ONNX Runtime, then upsert ------------------------------------
@@ -181,8 +194,21 @@ def bundle_title_index(bundle, what: str) -> title_lookup.TitleIndex:
     key = (str(bundle.path), what)
     if key not in _TITLE_INDEXES:
         names = bundle.book_titles if what == "book" else bundle.link_names
-        _TITLE_INDEXES[key] = title_lookup.TitleIndex(names, what=what)
+        _TITLE_INDEXES[key] = _bundle_title_keys(bundle, what, len(names)) or (
+            title_lookup.TitleIndex(names, what=what)
+        )
     return _TITLE_INDEXES[key]
+
+
+def _bundle_title_keys(bundle, what: str, count: int):
+    """The key index the bundle was written with (bundles since titlekeys), if it matches."""
+    from bookvec.titlekeys import BUNDLE_FILES, open_keys
+
+    keys = open_keys(bundle.path / BUNDLE_FILES[what])
+    if keys is None or keys.count != count:
+        return None
+    keys.what = what
+    return keys
 
 
 # --- links of a book, links near a link, why two books are close -----------------------------
@@ -226,6 +252,8 @@ def bundle_pairs(bundle, *, log: Callable[[str], None] | None = None) -> np.ndar
 
 def observed_links(bundle, book: int, *, log: Callable[[str], None] | None = None) -> np.ndarray:
     """The distinct link indices a book's article has (those the model kept), sorted."""
+    import numpy as np
+
     pairs = bundle_pairs(bundle, log=log)
     return np.unique(pairs[pairs[:, 0] == book, 1])
 
@@ -235,6 +263,8 @@ def predicted_links(
 ) -> list[dict[str, Any]]:
     """The pages the model thinks the book links to: every link scored in one batch through the
     score graph, best first; ``observed`` marks the ones the article really has."""
+    import numpy as np
+
     n_links = bundle.n_links
     probability = runtime.score(np.full(n_links, book, dtype=np.int64), np.arange(n_links))
     observed = np.zeros(n_links, dtype=bool)
@@ -256,6 +286,8 @@ def predicted_links(
 
 def nearest_links(bundle, link: int, *, limit: int) -> list[dict[str, Any]]:
     """Pages nearest a page: cosine over the bundle's (normalised) link vectors."""
+    import numpy as np
+
     vectors = np.asarray(bundle.link_vectors, dtype=np.float32)
     cosine = vectors @ vectors[link]
     cosine[link] = -np.inf
@@ -280,6 +312,8 @@ def explain_pair(bundle, a: int, b: int, *, limit: int = 10, log=None) -> dict[s
     shared_links: the links both articles have; pulling_links: the union's links with the
     largest contributions (whether one or both articles have them). Best first, ``limit`` each.
     """
+    import numpy as np
+
     books = np.asarray(bundle.book_vectors, dtype=np.float32)
     side_a = (bundle.book_titles[a], books[a], observed_links(bundle, a, log=log))
     side_b = (bundle.book_titles[b], books[b], observed_links(bundle, b, log=log))

@@ -13,10 +13,13 @@ import typer
 from typer.core import TyperGroup
 
 from bookvec import __version__, settings
+from bookvec.cli import coercion
 from bookvec.errors import BookvecError, Interrupted
 from bookvec.signals import received
 
 INTERRUPTED = "nothing stored was changed by the unfinished step."
+
+coercion.install()
 
 
 class BookvecGroup(TyperGroup):
@@ -64,6 +67,71 @@ def handle_sigterm() -> None:
     route_to_main_thread()
 
 
+# Command name -> the module under bookvec.cli that registers it, in the order `--help` lists
+# them. A module is imported when its command runs (all of them for --help and completion), so
+# `bookvec search` does not pay for what `evaluate` or `train` import.
+COMMANDS = {
+    "config": "config",
+    "delete": "delete",
+    "evaluate": "evaluate",
+    "similarity": "evaluate",
+    "explain": "explain",
+    "index": "index",
+    "info": "info",
+    "links": "links",
+    "similar-links": "links",
+    "map": "maps",
+    "projector": "maps",
+    "quickstart": "quickstart",
+    "score": "score",
+    "search": "search",
+    "train": "train",
+    "upsert": "upsert",
+    "vectors": "vectors",
+    "data": "data",
+}
+
+
+class LazyGroup(BookvecGroup):
+    """The root group: commands come from their modules on first use (see COMMANDS)."""
+
+    def get_command(self, ctx: typer.Context, cmd_name: str):
+        if cmd_name not in self.commands:
+            # an unknown name loads them all, so "did you mean" knows every command
+            self._load(COMMANDS.get(cmd_name))
+        return self.commands.get(cmd_name)
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        self._load(None)
+        order = list(COMMANDS)
+        return sorted(self.commands, key=lambda n: order.index(n) if n in order else len(order))
+
+    def _load(self, module: str | None) -> None:
+        import importlib
+
+        from typer.main import get_command_from_info, get_command_name, get_group_from_info
+
+        for name in [module] if module else dict.fromkeys(COMMANDS.values()):
+            importlib.import_module(f"bookvec.cli.{name}")
+        short, markup = app.pretty_exceptions_short, app.rich_markup_mode
+        for info in app.registered_commands:
+            name = info.name or get_command_name(info.callback.__name__)
+            if name not in self.commands:
+                command = get_command_from_info(
+                    info, pretty_exceptions_short=short, rich_markup_mode=markup
+                )
+                self.commands[name] = command
+        for info in app.registered_groups:
+            if info.name not in self.commands:
+                group = get_group_from_info(
+                    info,
+                    pretty_exceptions_short=short,
+                    rich_markup_mode=markup,
+                    suggest_commands=app.suggest_commands,
+                )
+                self.commands[group.name] = group
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Library warnings as one `Warning:` line on stderr, without the source line."""
     text = " ".join(str(message).split())
@@ -80,7 +148,7 @@ def _safe(text: object) -> str:
 
 app = typer.Typer(
     name="bookvec",
-    cls=BookvecGroup,
+    cls=LazyGroup,
     help=(
         "Learn embeddings of books from the pages they link to, then search them.\n\n"
         "Start with: bookvec quickstart --data books.ndjson"

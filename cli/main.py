@@ -1,28 +1,12 @@
 """Entry point of the `bookvec` command: the app with every command group registered.
 
-Each command module registers itself on import; none imports torch, onnxruntime or qdrant at
-module level, so `bookvec search` starts fast.
+Each command module registers itself on import, and the root group imports a module only when
+its command runs (cli/app.py's COMMANDS); none imports torch, onnxruntime or qdrant at module
+level, so `bookvec search` starts fast.
 """
 
 from __future__ import annotations
 
-from bookvec.cli import (  # noqa: F401
-    config,
-    data,
-    delete,
-    evaluate,
-    explain,
-    index,
-    info,
-    links,
-    maps,
-    quickstart,
-    score,
-    search,
-    train,
-    upsert,
-    vectors,
-)
 from bookvec.cli.app import app, handle_sigterm
 
 

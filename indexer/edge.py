@@ -43,6 +43,7 @@ from bookvec.errors import (
     StoreLockedError,
 )
 from bookvec.indexer import filters, hybrid
+from bookvec.indexer import title_index as title_keys
 from bookvec.indexer.catalogue import (
     SOURCE_FIELD,
     UPSERTED,
@@ -244,6 +245,12 @@ class EdgeStore:
         _, shard = self._require()
         return shard.count(edge.CountRequest(exact=True, filter=filters.to_edge(filter)))
 
+    def title_keys(self):
+        """The live generation's title-key index (bookvec.titlekeys.TitleKeys; the caller
+        closes it), or None when it has none that matches the shard."""
+        live, shard = self._require()
+        return title_keys.open_for(live.path, shard)
+
     def titles(self) -> list[str]:
         _, shard = self._require()
         titles: list[str] = []
@@ -329,6 +336,7 @@ class EdgeStore:
 
         first_new = [item.id for item in first if item.id not in first_stored]
         stored = 0
+        delta = title_keys.TitleDelta()
 
         def count(n: int) -> None:
             nonlocal stored
@@ -337,7 +345,7 @@ class EdgeStore:
                 progress(n)
 
         try:
-            with self._changing() as (target, toggled):
+            with self._changing(delta=delta) as (target, toggled):
 
                 def logged(items: list[Prepared], new_ids: list[str]) -> list[Prepared]:
                     self._catalogue.append_puts((item.title, item.payload) for item in items)
@@ -358,7 +366,8 @@ class EdgeStore:
                                 changed, [i.id for i in changed if i.id not in stored_hashes]
                             )
 
-                _write(target, to_write(), count, room=self._writing)
+                noted = title_keys.noting_titles(to_write(), delta.added)
+                _write(target, noted, count, room=self._writing)
         except KeyboardInterrupt:
             # the whole batches written before it are published (see _changing), or nothing
             kept = stored if self._published else 0
@@ -368,13 +377,15 @@ class EdgeStore:
     def delete(self, titles: Iterable[str]) -> int:
         self._check_writable()
         _, shard = self._require()
-        ids = list(ids_by_title(titles).values())
+        by_title = ids_by_title(titles)
+        ids = list(by_title.values())
         existing = [
             str(rec.id) for rec in shard.retrieve(ids, with_payload=False, with_vector=False)
         ]
         if existing:
-            with self._changing(deleting=len(existing)) as (target, toggled):
-                titles_of = {pid: title for title, pid in ids_by_title(titles).items()}
+            titles_of = {pid: title for title, pid in by_title.items()}
+            delta = title_keys.TitleDelta(removed=[titles_of[pid] for pid in existing])
+            with self._changing(deleting=len(existing), delta=delta) as (target, toggled):
                 self._catalogue.append_deletes(titles_of[pid] for pid in existing)
                 toggled.extend(existing)
                 target.update(edge.UpdateOperation.delete_points(existing))
@@ -408,20 +419,25 @@ class EdgeStore:
         with self._layout.writing():
             live, _ = self._require()
             size = live.meta.vector_size
+            deletes = list(deletes)
             ids = list(ids_by_title(deletes).values())
             build = self._layout.new_build()
             try:
                 _, _, apparent = disk.sparse_sizes(live.path / SHARD)
                 disk.require(self.root, apparent, what="copying the store to change it")
                 copy_tree(live.path / SHARD, build / SHARD)
+                title_keys.copy_for(live.path, build)
                 copy = _load(build / SHARD)
                 try:
+                    before = title_keys.exact_count(copy)
+                    delta = title_keys.TitleDelta(removed=list(deletes))
                     has_sparse = IndexOptions.from_dict(live.meta.index).has_sparse
                     items = (
                         _fits(dedupe(prepare_batch(batch, size)), has_sparse, build)
                         for batch in batched(upserts)
                     )
-                    _write(copy, items, progress, room=build / SHARD)
+                    noted = title_keys.noting_titles(items, delta.added)
+                    _write(copy, noted, progress, room=build / SHARD)
                     for batch in batched(ids, SCROLL_PAGE):
                         copy.update(edge.UpdateOperation.delete_points(batch))
                     copy = _optimized(copy, build / SHARD, size)
@@ -429,6 +445,7 @@ class EdgeStore:
                     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                     changed = replace(live.meta, model_version=model_version, created=created)
                     meta = _census_meta(changed, copy)  # counts and id checksum of the result
+                    title_keys.update_for(build, copy, before, delta)
                 finally:
                     copy.close()
             except BaseException:
@@ -545,6 +562,7 @@ class EdgeStore:
         build = self._layout.new_build()
         try:
             upserted: dict[str, dict[str, Any]] = {}
+            titles: list[str] = []
 
             def noted(batch: list[Prepared]) -> list[Prepared]:
                 for item in batch:
@@ -567,12 +585,14 @@ class EdgeStore:
                         noted(_fits(dedupe(prepare_batch(b, size)), options.has_sparse, build))
                         for b in batched(points)
                     )
-                    _write(shard, items, progress, room=build / SHARD)
+                    noted = title_keys.noting_titles(items, titles)
+                    _write(shard, noted, progress, room=build / SHARD)
                     # Edge builds HNSW only here, and only for segments above the indexing
                     # threshold (~51k 50-d points); below it every search is exact.
                     shard = _optimized(shard, build / SHARD, vector_size)
                     shard.flush()
                     count, ids = _census(shard)
+                    title_keys.write_for(build, shard, titles)
                 finally:
                     shard.close()  # a second close is harmless
         except BaseException:
@@ -587,13 +607,17 @@ class EdgeStore:
             self._catalogue.rewrite(upserted.items())
 
     @contextmanager
-    def _changing(self, *, deleting: int = 0) -> Iterator[tuple[edge.EdgeShard, list[str]]]:
+    def _changing(
+        self, *, deleting: int = 0, delta: title_keys.TitleDelta | None = None
+    ) -> Iterator[tuple[edge.EdgeShard, list[str]]]:
         """A copy of the live shard to write to, published when the block ends; the live
         generation is never written in place (with the WAL off, a crash mid-write would leave
         the only copy half-changed). Yields the copy and a list the block extends with the ids
         it adds or removes (for the generation's id checksum). If the block fails after
         writing whole batches, those are published before the error goes on (a streamed
-        upsert keeps the batches before a bad one; running it again completes it)."""
+        upsert keeps the batches before a bad one; running it again completes it). `delta`: the
+        titles the block adds and removes, for the title-key index (indexer/title_index.py)."""
+        delta = delta or title_keys.TitleDelta()
         with self._layout.writing():
             live, _ = self._require()
             if not self._catalogue.exists():  # a store from before the log: seed it once
@@ -609,7 +633,9 @@ class EdgeStore:
                     _, _, apparent = disk.sparse_sizes(live.path / SHARD)
                     disk.require(self.root, apparent, what="copying the store to change it")
                     copy_tree(live.path / SHARD, build / SHARD)
+                    title_keys.copy_for(live.path, build)
                     copy = _load(build / SHARD)
+                    before = title_keys.exact_count(copy)
                     self._writing = build / SHARD
                     try:
                         try:
@@ -622,6 +648,10 @@ class EdgeStore:
                             copy = _optimized(copy, build / SHARD, size)
                         if failure is None or toggled:
                             copy.flush()
+                            if failure is None:
+                                title_keys.update_for(build, copy, before, delta)
+                            else:  # which titles made it is unknown: readers list them
+                                title_keys.drop_for(build)
                             meta = (
                                 _changed_meta(live.meta, copy, toggled, deleting)
                                 if failure is None

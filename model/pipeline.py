@@ -317,6 +317,7 @@ def evaluation_summary(prepared: PreparedCorpus, trained: TrainedModel) -> dict[
 
 def _write_tables(directory: Path, prepared: PreparedCorpus, trained: TrainedModel) -> None:
     prepared.books.write_parquet(directory / "books.parquet")
+    _write_title_keys(directory, prepared)
     prepared.links.write_parquet(directory / "links.parquet")
     pairs = np.asarray(prepared.pairs, dtype=np.int32).reshape(-1, 2)
     pl.DataFrame(
@@ -329,6 +330,18 @@ def _write_tables(directory: Path, prepared: PreparedCorpus, trained: TrainedMod
     if trained.held_out_pairs is not None:
         np.save(directory / HELD_OUT_FILE, np.asarray(trained.held_out_pairs, dtype=np.int32))
     _save_weights(directory / "weights.pt", trained)
+
+
+def _write_title_keys(directory: Path, prepared: PreparedCorpus) -> None:
+    """The book titles' and link names' keys, so a loose title costs a lookup, not a pass over
+    every title (bookvec/titlekeys.py; read by cli.actions.bundle_title_index)."""
+    from bookvec.titlekeys import BUNDLE_FILES, write_keys
+
+    for what, names in (
+        ("book", prepared.books.get_column("title").to_list()),
+        ("link", prepared.links.get_column("name").to_list()),
+    ):
+        write_keys(directory / BUNDLE_FILES[what], names, count=len(names), ranked=True)
 
 
 def _save_weights(path: Path, trained: TrainedModel) -> None:

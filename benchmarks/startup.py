@@ -1,0 +1,180 @@
+"""Benchmark what a person feels at the prompt, side by side in one run: `bookvec search` as a
+whole process (exact title, loose title, mistyped title) against the floor, a process that only
+imports qdrant_edge and loads the same shard.
+
+    python benchmarks/startup.py                    # 37,020 and 370,200 books, 7 runs each
+    python benchmarks/startup.py --sizes 37020 --runs 11 --json
+
+Per size: a synthetic store (model/synth.py's titles: articles, "(novel)" qualifiers; full
+book payloads) is indexed once under a temporary BOOKVEC_HOME. Then, interleaved run by run so
+that the machine's load hits every variant alike: the floor, `bookvec search EXACT --json`,
+`bookvec search LOOSE --json` (the title lower-cased with its article and qualifier dropped and a
+"!" added), and `bookvec search MISTYPED` (a letter swapped: the error with suggestions). Wall
+seconds, median and spread (min..max); ratios are medians of per-run ratios. Also the import
+time of `bookvec.cli.main` (`python -X importtime`, the top-level total) and the reopen time of
+the shard inside the floor process.
+Machine: 2 shared cores; timings move with the load of other processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FLOOR = """
+import sys, time
+t = time.perf_counter()
+import qdrant_edge
+shard = qdrant_edge.EdgeShard.load(sys.argv[1])
+print(round(time.perf_counter() - t, 4))
+"""
+
+
+def build_store(home: Path, n: int) -> list[str]:
+    """n synthetic books indexed into the Edge store under `home`; returns their titles."""
+    import numpy as np
+
+    from bookvec.indexer import BookPoint, open_store
+    from bookvec.model.synth import _title
+    from bookvec.settings import QdrantSettings
+
+    rng = np.random.default_rng(0)
+    titles = list(dict.fromkeys(_title(i, u) for i, u in enumerate(rng.random(n).tolist())))
+    vectors = rng.standard_normal((len(titles), 50)).astype(np.float32)
+    genres = ["fantasy", "crime", "romance", "poetry", "horror"]
+
+    def points():
+        for i, (title, vector) in enumerate(zip(titles, vectors, strict=True)):
+            author = f"Author {i % 2000}"
+            payload = {
+                "genres": [genres[i % 5]],
+                "author": author,
+                "authors": [author],
+                "country": "france",
+                "language": "english",
+                "publisher": None,
+                "year": 1800 + i % 200,
+                "source": "bundle",
+            }
+            yield BookPoint(title=title, vector=vector, payload=payload)
+
+    store = open_store(QdrantSettings(collection="books"), path=home / "store")
+    try:
+        store.replace_all(points(), vector_size=50, model_version="startup-bench")
+    finally:
+        store.close()
+    return titles
+
+
+def shard_path(home: Path) -> Path:
+    root = home / "store" / "books"
+    return root / (root / "CURRENT").read_text().strip() / "shard"
+
+
+def wall(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    return time.perf_counter() - start, done.stdout + done.stderr
+
+
+def import_time(env: dict[str, str]) -> float:
+    """Cumulative import time of bookvec.cli.main in seconds (python -X importtime)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import bookvec.cli.main"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    last = [line for line in done.stderr.splitlines() if line.startswith("import time:")][-1]
+    return int(last.split("|")[1]) / 1e6
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 4),
+        "min": round(min(values), 4),
+        "max": round(max(values), 4),
+    }
+
+
+def loosen(title: str) -> str:
+    text = title.removeprefix("The ").removesuffix(" (novel)")
+    return text.lower() + "!"
+
+
+def mistype(title: str) -> str:
+    text = title.removeprefix("The ").removesuffix(" (novel)")
+    return text[0] + text[2] + text[1] + text[3:]
+
+
+def run_size(n: int, runs: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bookvec-startup-") as tmp:
+        home = Path(tmp)
+        start = time.perf_counter()
+        titles = build_store(home, n)
+        index_s = time.perf_counter() - start
+        env = {**os.environ, "BOOKVEC_HOME": str(home)}
+        bookvec = [sys.executable, "-m", "bookvec.cli.main"]
+        exact = next(t for t in titles[len(titles) // 2 :] if t.startswith("The "))
+        variants = {
+            "floor": [sys.executable, "-c", FLOOR, str(shard_path(home))],
+            "exact": [*bookvec, "search", exact, "--json"],
+            "loose": [*bookvec, "search", loosen(exact), "--json"],
+            "mistyped": [*bookvec, "search", mistype(exact), "--json"],
+        }
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        reopen: list[float] = []
+        outputs: dict[str, str] = {}
+        for _ in range(runs):
+            for name, cmd in variants.items():
+                seconds, out = wall(cmd, env)
+                times[name].append(seconds)
+                outputs[name] = out
+                if name == "floor":
+                    reopen.append(float(out.strip()))
+        assert outputs["exact"] == outputs["loose"], "a loose title must give the same answer"
+        imports = [import_time(env) for _ in range(3)]
+
+        def ratio(a: str, b: str) -> float:
+            pairs = zip(times[a], times[b], strict=True)
+            return round(statistics.median(x / y for x, y in pairs), 3)
+
+        return {
+            "books": len(titles),
+            "index_s": round(index_s, 2),
+            "wall_s": {name: spread(values) for name, values in times.items()},
+            "shard_reopen_s": spread(reopen),
+            "import_bookvec_cli_main_s": spread(imports),
+            "exact_over_floor": ratio("exact", "floor"),
+            "loose_over_exact": ratio("loose", "exact"),
+            "mistyped_over_exact": ratio("mistyped", "exact"),
+            "queries": {"exact": exact, "loose": loosen(exact), "mistyped": mistype(exact)},
+            "mistyped_answer": outputs["mistyped"].strip()[:200],
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[37020, 370200])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    args = parser.parse_args()
+    results = {"python": sys.version.split()[0], "runs": args.runs, "sizes": []}
+    for n in args.sizes:
+        result = run_size(n, args.runs)
+        results["sizes"].append(result)
+        if not args.json:
+            print(json.dumps(result, indent=2), flush=True)
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
