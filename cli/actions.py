@@ -322,6 +322,8 @@ def explain_pair(bundle, a: int, b: int, *, limit: int = 10, log=None) -> dict[s
 
 def explain_sides(bundle, side_a: tuple, side_b: tuple, *, limit: int = 10) -> dict[str, Any]:
     """explain_pair for two (title, unit vector, link indices) sides: trained or upserted."""
+    import numpy as np
+
     links = np.asarray(bundle.link_vectors, dtype=np.float32)
     (title_a, va, links_a), (title_b, vb, links_b) = side_a, side_b
     va = np.asarray(va, dtype=np.float32)

@@ -585,8 +585,12 @@ class EdgeStore:
                         noted(_fits(dedupe(prepare_batch(b, size)), options.has_sparse, build))
                         for b in batched(points)
                     )
-                    noted = title_keys.noting_titles(items, titles)
-                    _write(shard, noted, progress, room=build / SHARD)
+                    _write(
+                        shard,
+                        title_keys.noting_titles(items, titles),
+                        progress,
+                        room=build / SHARD,
+                    )
                     # Edge builds HNSW only here, and only for segments above the indexing
                     # threshold (~51k 50-d points); below it every search is exact.
                     shard = _optimized(shard, build / SHARD, vector_size)

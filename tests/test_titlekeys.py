@@ -110,6 +110,7 @@ def test_stale_or_missing_keys_fall_back_to_listing(store):
     assert resolve_store_title(store, "jaws") == "Jaws (novel)"
     store.upsert(points(["Middlemarch"], seed=3))  # rebuilds the missing index
     assert_same_as_listing(store)
+    generation = store._live.path  # every write publishes a new generation (copy-on-write)
     from bookvec.titlekeys import open_keys
 
     with open_keys(generation / FILE, writable=True) as keys:  # as if a write stopped half-way
