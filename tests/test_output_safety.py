@@ -32,7 +32,8 @@ def assert_inert(text: str) -> None:
 @pytest.fixture(scope="module")
 def home(trained_home, tmp_path_factory) -> Path:
     """A copy of the trained home whose store also holds a book with a hostile title, author
-    and genre (planted through the library: no input check stands in the way)."""
+    and genre (planted through the library: no input check stands in the way). It has the
+    dense vector of a trained book and no sparse one: the searches below are dense."""
     from bookvec.indexer import BookPoint, open_store
     from bookvec.settings import QdrantSettings
 
@@ -55,7 +56,7 @@ def near(home: Path) -> str:
 
 
 def test_tables_show_escapes_not_controls(home):
-    result = invoke(["search", near(home), "-k", "3"], home, COLUMNS="400")
+    result = invoke(["search", near(home), "-k", "3", "--mode", "dense"], home, COLUMNS="400")
     assert result.exit_code == 0, result.output
     assert_inert(result.stdout)
     assert "\\x1b]0;pwned\\x07" in result.stdout  # visible, as an escape
@@ -64,7 +65,7 @@ def test_tables_show_escapes_not_controls(home):
 
 def test_json_and_jsonl_keep_the_data_exact_and_the_bytes_inert(home):
     for flag in ("--json", "--jsonl"):
-        result = invoke(["search", near(home), "-k", "3", flag], home)
+        result = invoke(["search", near(home), "-k", "3", "--mode", "dense", flag], home)
         assert result.exit_code == 0, result.output
         assert_inert(result.stdout)
         text = result.stdout
@@ -75,7 +76,7 @@ def test_json_and_jsonl_keep_the_data_exact_and_the_bytes_inert(home):
 
 
 def test_csv_neutralises_formulas_and_quotes_carriage_returns(home):
-    result = invoke(["search", near(home), "-k", "3", "--csv"], home)
+    result = invoke(["search", near(home), "-k", "3", "--mode", "dense", "--csv"], home)
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout, newline="")))
     hostile = next(row for row in rows if "HYPERLINK" in row[0])
