@@ -260,3 +260,42 @@ def test_train_include_upserted_without_a_store(tmp_path, small_corpus):
     args = ["train", "--data", str(small_corpus), "--epochs", "1", "--no-evaluate"]
     summary = _json(invoke([*args, "--include-upserted", "--json"], home))
     assert summary["upserted_included"] == 0 and summary["books"] == 600
+
+
+def test_map_and_projector_show_the_upserted_books_marked(mutable_home, tmp_path):
+    import pytest
+
+    from tests.test_maps import HAS_EXTRA
+
+    if not HAS_EXTRA:
+        pytest.skip("the maps extra is not installed")
+    bundle = open_bundle(None, models_dir=mutable_home / "models")
+    n = bundle.n_books
+    first = invoke(["upsert", str(_new_books(bundle, 4, tmp_path / "a.jsonl"))], mutable_home)
+    assert first.exit_code == 0, first.output
+    out = tmp_path / "projector"
+    summary = _json(invoke(["projector", str(out), "--json"], mutable_home))
+    assert (summary["books"], summary["upserted"]) == (n + 4, 4)
+    rows = [line.split("\t") for line in (out / "metadata.tsv").read_text().splitlines()]
+    assert rows[0][-1] == "source" and len(rows) == n + 5
+    marked = sorted(row[0] for row in rows[1:] if row[-1] == "upserted")
+    assert marked == [f"Upserted Book {i}" for i in range(4)]
+    assert {row[-1] for row in rows[1:]} == {"trained", "upserted"}
+
+    page = tmp_path / "map.html"
+    args = ["map", "--out", str(page), "--json", "--highlight", "Upserted Book 1", "-k", "2"]
+    drawn = _json(invoke(args, mutable_home))
+    assert (drawn["points"], drawn["upserted"], drawn["cached"]) == (n + 4, 4, True)
+    assert drawn["highlights"][0]["title"] == "Upserted Book 1"
+    html = page.read_text()
+    assert "Upserted Book 1 (upserted)" in html and "upserted (4)" in html
+
+    # one more upserted book: the cached coordinates are stale, never reused
+    more = _new_books(bundle, 1, tmp_path / "b.jsonl", prefix="Later Book")
+    assert invoke(["upsert", str(more)], mutable_home).exit_code == 0
+    png = tmp_path / "map.png"
+    again = _json(invoke(["map", "--out", str(png), "--json"], mutable_home))
+    assert (again["points"], again["upserted"], again["cached"]) == (n + 5, 5, False)
+    assert png.stat().st_size > 0
+    caches = list((mutable_home / "models").glob("*/map_umap_books_seed0_u*.npy"))
+    assert len(caches) == 1  # the earlier set's map was removed
