@@ -206,6 +206,7 @@ def map_(
     explore offline (hover for details, click the legend to hide a genre, search a title).
 
     The 2-D coordinates are computed once per model, method and seed and kept in the bundle.
+    Books added with `bookvec upsert` are drawn too, ringed and marked "(upserted)".
 
     Example: bookvec map --out books.png --highlight "War and Peace" --highlight "Dune"
     """
@@ -295,7 +296,8 @@ def projector(
     json_: JsonOption = False,
 ) -> None:
     """Export the book vectors for the TensorFlow Embedding Projector: vectors.tsv,
-    metadata.tsv (title, author, genres, year, umap_x, umap_y) and projector_config.json.
+    metadata.tsv (title, author, genres, year, umap_x, umap_y; and source, trained or
+    upserted, when the store holds upserted books) and projector_config.json.
 
     Load the two TSV files with the projector's "Load" button (projector.tensorflow.org), or
     serve the directory and open the projector with ?config=projector_config.json. The UMAP
