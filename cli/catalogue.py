@@ -316,9 +316,11 @@ def store_upserted_vectors(bundle):
         info = store.info()
         if info is None:
             return [], None
+        titles = [book.title for book in store.upserted()]
+        if not titles:  # nothing to leave out: no note
+            return [], None
         if info.model_version != bundle.model_id:
             return [], f"the store holds vectors of model {info.model_version}"
-        titles = [book.title for book in store.upserted()]
         found = store.get(titles, with_vectors=True)
         return [found[t] for t in titles if t in found], None
     except BookvecError as exc:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -42,15 +43,77 @@ def _with_status(message: str, work: Callable[[], T]) -> T:
         return work()
 
 
-def _coordinates(bundle: Bundle, kind: str, method: str, seed: int, recompute: bool):
+def _coordinates(
+    bundle: Bundle, kind: str, method: str, seed: int, recompute: bool, books: Books | None = None
+):
     from bookvec.model.reduce import map_coordinates
 
+    extra = None
+    if books is not None and books.n_upserted:
+        extra = (books.titles[bundle.n_books :], books.vectors[bundle.n_books :])
     return _with_status(
         f"{method.upper()} of the {kind} vectors",
         lambda: map_coordinates(
-            bundle, kind=kind, method=method, seed=seed, recompute=recompute, log=output.log
+            bundle,
+            kind=kind,
+            method=method,
+            seed=seed,
+            recompute=recompute,
+            log=output.log,
+            extra=extra,
         ),
     )
+
+
+@dataclass
+class Books:
+    """The books a map or projector shows: the bundle's, then the store's upserted books
+    (vectors of this model only), rows in that order."""
+
+    titles: list[str]
+    vectors: Any  # float32 (n, dim)
+    genres: list[list[str]]
+    authors: list[str | None]
+    years: list[int | None]
+    n_upserted: int = 0
+
+    @property
+    def upserted(self) -> list[bool]:
+        n_trained = len(self.titles) - self.n_upserted
+        return [i >= n_trained for i in range(len(self.titles))] if self.n_upserted else []
+
+
+def _books(bundle: Bundle) -> Books:
+    import numpy as np
+
+    from bookvec.cli.catalogue import store_upserted_vectors
+
+    books = Books(
+        titles=list(bundle.book_titles),
+        vectors=np.asarray(bundle.book_vectors),
+        genres=_book_genres(bundle),
+        authors=_column(bundle, "author"),
+        years=_column(bundle, "year"),
+    )
+    records, note = store_upserted_vectors(bundle)
+    if note:
+        output.warn(f"upserted books not shown: {note}")
+    known = bundle.book_index
+    records = [r for r in records if r.title not in known]  # the trained version stays
+    if not records:
+        return books
+    books.titles += [r.title for r in records]
+    extra = np.asarray([r.vector for r in records], dtype=books.vectors.dtype)
+    books.vectors = np.vstack([books.vectors, extra])
+    for record in records:
+        payload = record.payload
+        authors = payload.get("authors") or []
+        books.genres.append(list(payload.get("genres") or []))
+        books.authors.append(payload.get("author") or ("; ".join(authors) or None))
+        books.years.append(payload.get("year"))
+    books.n_upserted = len(records)
+    output.log(f"with {len(records):,} upserted books from the store")
+    return books
 
 
 def _book_genres(bundle: Bundle) -> list[list[str]]:
@@ -67,6 +130,7 @@ def _map_data(
     coords,
     *,
     kind: str,
+    books: Books | None,
     top_n: int,
     highlights: list[int],
     neighbours: int,
@@ -75,7 +139,7 @@ def _map_data(
     from bookvec.model.plots import Highlight, MapData
     from bookvec.model.reduce import genre_labels, nearest, top_genres
 
-    vectors = bundle.book_vectors if kind == "books" else bundle.link_vectors
+    vectors = books.vectors if books is not None else bundle.link_vectors
     picked = [Highlight(i, nearest(vectors, i, neighbours)) for i in highlights]
     if kind == "links":
         counts = bundle.links.get_column("count").to_list()
@@ -90,16 +154,15 @@ def _map_data(
             title=caption,
             other_label="links",
         )
-    genres = _book_genres(bundle)
+    assert books is not None
+    genres, authors, years = books.genres, books.authors, books.years
     ranked = [name for name, _ in top_genres(genres, top_n)]
     groups = genre_labels(genres, ranked)
     coloured = Counter(groups)
     legend = [(name, coloured[name]) for name in ranked]  # books drawn in each colour
-    authors = _column(bundle, "author")
-    years = _column(bundle, "year")
     return MapData(
         coords=coords,
-        names=bundle.book_titles,
+        names=books.titles,
         groups=groups,
         legend=legend,
         hover_fields=("author", "genres", "year"),
@@ -109,6 +172,7 @@ def _map_data(
         ],
         highlights=picked,
         title=caption,
+        marked=books.upserted,
     )
 
 
@@ -142,6 +206,7 @@ def map_(
     explore offline (hover for details, click the legend to hide a genre, search a title).
 
     The 2-D coordinates are computed once per model, method and seed and kept in the bundle.
+    Books added with `bookvec upsert` are drawn too, ringed and marked "(upserted)".
 
     Example: bookvec map --out books.png --highlight "War and Peace" --highlight "Dune"
     """
@@ -157,19 +222,27 @@ def map_(
     check_output(out, what="--out")  # before minutes of UMAP, not after
     bundle = open_model(model)
     kind = "links" if links else "books"
-    names = bundle.link_names if links else bundle.book_titles
-    lookup = bundle.link_index if links else bundle.book_index
+    books = None if links else _books(bundle)
+    if books is None:
+        names, lookup = bundle.link_names, bundle.link_index
+    elif books.n_upserted:
+        names, lookup = books.titles, {t: i for i, t in enumerate(books.titles)}
+    else:
+        names, lookup = bundle.book_titles, bundle.book_index
     what = "link" if links else "book"
     picked = [lookup[resolve(title, names, exact=exact, what=what)] for title in highlight]
-    coords, cached = _coordinates(bundle, kind, method.value, seed, recompute)
+    coords, cached = _coordinates(bundle, kind, method.value, seed, recompute, books)
+    n_upserted = books.n_upserted if books is not None else 0
+    extra = f" ({n_upserted:,} upserted)" if n_upserted else ""
     caption = (
-        f"bookvec: {len(names):,} {kind}, {method.value.upper()} (cosine, seed {seed}), "
+        f"bookvec: {len(names):,} {kind}{extra}, {method.value.upper()} (cosine, seed {seed}), "
         f"model {bundle.model_id}{' [synthetic corpus]' if bundle.synthetic else ''}"
     )
     data = _map_data(
         bundle,
         coords,
         kind=kind,
+        books=books,
         top_n=top_genres,
         highlights=picked,
         neighbours=neighbours,
@@ -186,6 +259,7 @@ def map_(
         write_html(data, out)
     output.log(f"Wrote {out} ({fmt.upper()}, {time.perf_counter() - started:.1f} s)")
     if json_:
+        upserted = {"upserted": n_upserted} if n_upserted else {}  # unchanged without them
         output.emit_json(
             {
                 "out": str(out),
@@ -207,6 +281,7 @@ def map_(
                     for h in data.highlights
                 ],
             }
+            | upserted
         )
 
 
@@ -221,7 +296,8 @@ def projector(
     json_: JsonOption = False,
 ) -> None:
     """Export the book vectors for the TensorFlow Embedding Projector: vectors.tsv,
-    metadata.tsv (title, author, genres, year, umap_x, umap_y) and projector_config.json.
+    metadata.tsv (title, author, genres, year, umap_x, umap_y; and source, trained or
+    upserted, when the store holds upserted books) and projector_config.json.
 
     Load the two TSV files with the projector's "Load" button (projector.tensorflow.org), or
     serve the directory and open the projector with ?config=projector_config.json. The UMAP
@@ -231,22 +307,22 @@ def projector(
     """
     import numpy as np
 
-    from bookvec.model.plots import write_projector
+    from bookvec.model.plots import PROJECTOR_COLUMNS, write_projector
     from bookvec.model.reduce import genre_labels, top_genres
 
     check_output_dir(out_dir, what="OUT_DIR")
     bundle = open_model(model)
-    coords, _ = _coordinates(bundle, "books", "umap", seed, False)
-    genres = _book_genres(bundle)
-    rows = np.arange(bundle.n_books)
+    books = _books(bundle)
+    coords, _ = _coordinates(bundle, "books", "umap", seed, False, books)
+    genres = books.genres
+    n_books = len(books.titles)
+    rows = np.arange(n_books)
     if sample_genres is not None:
         top = [name for name, _ in top_genres(genres, sample_genres)]
         labels = genre_labels(genres, top)
         rows = np.array([i for i, label in enumerate(labels) if label is not None], dtype=int)
-        output.log(f"Keeping {len(rows):,} of {bundle.n_books:,} books: {', '.join(top)}")
-    titles = bundle.book_titles
-    authors = _column(bundle, "author")
-    years = _column(bundle, "year")
+        output.log(f"Keeping {len(rows):,} of {n_books:,} books: {', '.join(top)}")
+    titles, authors, years = books.titles, books.authors, books.years
     metadata = [
         [
             titles[i],
@@ -258,16 +334,28 @@ def projector(
         ]
         for i in rows
     ]
-    vectors = np.asarray(bundle.book_vectors)[rows]
+    columns = PROJECTOR_COLUMNS
+    if books.n_upserted:  # a `source` column only where there is something to tell apart
+        columns = (*PROJECTOR_COLUMNS, "source")
+        marked = books.upserted
+        for row, i in zip(metadata, rows, strict=True):
+            row.append("upserted" if marked[i] else "trained")
+    vectors = np.asarray(books.vectors)[rows]
     paths = write_projector(
-        out_dir, vectors, metadata, tensor_name=f"bookvec books ({bundle.model_id})"
+        out_dir,
+        vectors,
+        metadata,
+        tensor_name=f"bookvec books ({bundle.model_id})",
+        columns=columns,
     )
     output.log(
         f"Wrote {len(rows):,} books x {vectors.shape[1]} dimensions to {out_dir}: "
         "load vectors.tsv and metadata.tsv in the Embedding Projector"
     )
     if json_:
+        upserted = int(sum(books.upserted[i] for i in rows)) if books.n_upserted else None
         output.emit_json(
             {"books": int(len(rows)), "dim": int(vectors.shape[1]), "model": bundle.model_id}
+            | ({"upserted": upserted} if upserted is not None else {})
             | paths
         )

@@ -36,6 +36,7 @@ def run_training(
     resume: bool = False,
     evaluate: bool = True,
     warm_start=None,
+    extra_books=(),
 ):
     from bookvec import inputs
     from bookvec.model.pipeline import train_bundle
@@ -52,7 +53,24 @@ def run_training(
         resume=resume,
         evaluate=evaluate,
         warm_start=warm_start,
+        extra_books=extra_books,
     )
+
+
+def catalogue_books() -> list:
+    """The store's upserted books as corpus records (none when there is no store yet)."""
+    from bookvec.cli.catalogue import raw_books
+    from bookvec.indexer import open_store
+
+    if not settings.store_dir().exists() and settings.QdrantSettings.from_env().url is None:
+        return []
+    store = open_store(
+        settings.QdrantSettings.from_env(), path=settings.store_dir(), read_only=True
+    )
+    try:
+        return list(raw_books(store.upserted()))
+    finally:
+        store.close()
 
 
 def summary(bundle) -> dict:
@@ -146,6 +164,12 @@ def train(
         help="Start from a trained model (--model, default: the current one): known books and "
         "pages keep their rows, new ones start near them; fewer epochs at a smaller step.",
     ),
+    include_upserted: bool = typer.Option(
+        False,
+        "--include-upserted",
+        help="Train on the corpus plus the books added with `bookvec upsert` (a title in "
+        "both keeps the upserted version), so the new model knows them as trained books.",
+    ),
     model: ModelOption = None,
     json_: JsonOption = False,
 ) -> None:
@@ -196,6 +220,9 @@ def train(
         config = replace(TrainConfig(), **changes)
         cleaning = CleaningConfig() if min_books is None else CleaningConfig(min_books=min_books)
         corpus = data or default_corpus()
+    extra = catalogue_books() if include_upserted else []
+    if include_upserted:
+        output.log(f"including {len(extra):,} upserted books from the store")
     bundle = run_training(
         corpus,
         config=config,
@@ -204,8 +231,11 @@ def train(
         resume=resume,
         evaluate=evaluate,
         warm_start=parent,
+        extra_books=extra,
     )
     result = summary(bundle)
+    if include_upserted:
+        result["upserted_included"] = len(extra)
     if json_:
         output.emit_json(result)
         return

@@ -29,7 +29,7 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ from bookvec.model.config import TrainConfig
 from bookvec.model.prepare import CleaningConfig, PreparedCorpus, prepare
 
 if TYPE_CHECKING:
+    from bookvec.model.corpus import RawBook
     from bookvec.model.train import TrainedModel
 
 HELD_OUT_FILE = "held_out_pairs.npy"
@@ -130,6 +131,7 @@ def train_bundle(
     evaluate: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
     warm_start: str | Path | Bundle | None = None,
+    extra_books: Sequence[RawBook] = (),
 ) -> Bundle:
     """Prepare the corpus, train, export ONNX, evaluate and commit a bundle; returns it.
 
@@ -143,7 +145,10 @@ def train_bundle(
     in, new pages from the books that link to them). ``cleaning`` defaults to the parent's
     and must equal it; ``config`` defaults to ``warm_config(parent)``. A warm run keeps no
     checkpoints (it is short: an interrupted one is run again) and cannot be resumed; until
-    its bundle is committed, the current model is untouched. The manifest's ``warm_start``
+    its bundle is committed, the current model is untouched.
+
+    ``extra_books``: more books trained with the corpus (``bookvec train --include-upserted``:
+    the store's catalogue); a title in both keeps the extra one. The manifest's ``warm_start``
     records the parent and what changed (books and pages added, removed, changed).
     """
     from bookvec.model.export import export_onnx
@@ -165,7 +170,7 @@ def train_bundle(
     say = log or (lambda message: None)
 
     started = time.perf_counter()
-    prepared = prepare(corpus_path, cleaning)
+    prepared = prepare(corpus_path, cleaning, extra_books)
     prepare_seconds = time.perf_counter() - started
     n_books, n_links = prepared.books.height, prepared.links.height
     say(

@@ -23,6 +23,7 @@ import numpy as np
 
 from bookvec.model.reduce import require
 from bookvec.outfiles import output_file
+from bookvec.safetext import printable
 
 # tab10 without its grey, then tab20's light tints and two of tab20b: 20 colours a reader can
 # tell apart; "other" is the light grey that none of them is.
@@ -57,6 +58,16 @@ class MapData:
     highlights: list[Highlight] = field(default_factory=list)
     title: str = ""
     other_label: str = "other genres"
+    marked: list[bool] = field(default_factory=list)  # per point: drawn ringed (upserted)
+    marked_label: str = "upserted"
+
+    def marked_rows(self) -> np.ndarray:
+        return np.flatnonzero(np.asarray(self.marked, dtype=bool)) if self.marked else np.array([])
+
+    def shown_name(self, row: int) -> str:
+        """The name as hover text shows it: a marked point says so."""
+        marked = bool(self.marked) and self.marked[row]
+        return f"{self.names[row]} ({self.marked_label})" if marked else self.names[row]
 
     def colour(self, group: str | None) -> str:
         for rank, (name, _) in enumerate(self.legend):
@@ -105,6 +116,10 @@ def _draw_png(data: MapData, out: Path, *, width: int, height: int) -> None:
     if data.legend and n_other:
         entries.append((OTHER_COLOUR, f"{data.other_label} ({n_other:,})"))
     handles = [_legend_dot(Line2D, colour, label) for colour, label in entries]
+    marked = data.marked_rows()
+    if len(marked):
+        label = f"{data.marked_label} ({len(marked):,})"
+        handles.append(_legend_mark(Line2D, "D", 6, "none", label))
     if data.highlights:
         handles.append(_legend_mark(Line2D, "*", 12, "white", "highlighted"))
         handles.append(_legend_mark(Line2D, "o", 7, "none", "nearest (cosine)"))
@@ -126,6 +141,11 @@ def _draw_png(data: MapData, out: Path, *, width: int, height: int) -> None:
             linewidths=0,
             zorder=1 if group is None else 2,
         )
+    if len(marked):  # ringed over their genre colour
+        ax.scatter(
+            xy[marked, 0], xy[marked, 1], s=max(size * 3, 12), marker="D", facecolors="none",
+            edgecolors="black", linewidths=0.7, zorder=3,
+        )  # fmt: skip
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     span = np.maximum(hi - lo, 1e-9)
     pad = span * (0.12 if data.highlights else 0.03)
@@ -370,8 +390,24 @@ def write_html(data: MapData, out: Path) -> None:
                     "opacity": 0.5 if group is None else 0.85,
                 },
                 customdata=[
-                    [_html(data.names[r]), *map(_html, _hover(data, r)), data.names[r]]
+                    [_html(data.shown_name(r)), *map(_html, _hover(data, r)), data.names[r]]
                     for r in rows
+                ],
+                hovertemplate=template + "<extra></extra>",
+            )
+        )
+    marked = data.marked_rows()
+    if len(marked):  # rings over their genre colour; the search box skips this trace
+        fig.add_trace(
+            scatter(
+                x=xy[marked, 0].tolist(),
+                y=xy[marked, 1].tolist(),
+                mode="markers",
+                name=_html(f"{data.marked_label} ({len(marked):,})"),
+                meta="bookvec-marked",
+                marker={"symbol": "diamond-open", "size": size + 5, "color": "black"},
+                customdata=[
+                    [_html(data.shown_name(r)), *map(_html, _hover(data, r))] for r in marked
                 ],
                 hovertemplate=template + "<extra></extra>",
             )
@@ -526,14 +562,14 @@ def _escape_urls(script: str) -> str:
 # --- the Embedding Projector ---------------------------------------------------------------------
 
 PROJECTOR_COLUMNS = ("title", "author", "genres", "year", "umap_x", "umap_y")
-_CONTROL = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def tsv_cell(value: object) -> str:
-    """One metadata cell: tabs and line breaks escaped (as \\t, \\n, \\r), None empty."""
+    """One metadata cell: tabs and line breaks escaped (as \\t, \\n, \\r), every other
+    control character too (safetext.printable: ESC, NUL, C1, bidi overrides), None empty."""
     if value is None:
         return ""
-    return str(value).translate(_CONTROL)
+    return printable(value)
 
 
 def write_projector(

@@ -19,11 +19,12 @@ per (book, link).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from itertools import chain
 from pathlib import Path
@@ -165,8 +166,16 @@ class PreparedCorpus:
         return cls(books, links, pairs.reshape(-1, 2), cleaning, meta.get(_META_SHA, ""))
 
 
-def prepare(path: str | Path, cleaning: CleaningConfig = CleaningConfig()) -> PreparedCorpus:
-    """Read a corpus file (any format ``read_books`` knows; ``"-"`` is stdin) and clean it."""
+def prepare(
+    path: str | Path,
+    cleaning: CleaningConfig = CleaningConfig(),
+    extra: Sequence[RawBook] = (),
+) -> PreparedCorpus:
+    """Read a corpus file (any format ``read_books`` knows; ``"-"`` is stdin) and clean it.
+
+    ``extra``: more books (the store's upserted ones) added to the file's; a title in both
+    keeps the extra record (the user's latest word). The source hash then covers them too,
+    so a run on the file alone and one with them are different runs."""
     from bookvec import inputs
 
     if str(path) == "-" or inputs.is_pipe(path):  # read once: to a file, hashed and read
@@ -177,15 +186,28 @@ def prepare(path: str | Path, cleaning: CleaningConfig = CleaningConfig()) -> Pr
                 with open(path, "rb") as source:
                     shutil.copyfileobj(source, tmp, 1 << 20)
         try:
-            return prepare(tmp.name, cleaning)
+            return prepare(tmp.name, cleaning, extra)
         finally:
             os.unlink(tmp.name)
     try:
-        return prepare_books(read_books(path), cleaning, source_sha256=sha256_file(path))
+        source = sha256_file(path)
+        if not extra:
+            return prepare_books(read_books(path), cleaning, source_sha256=source)
+        taken = {book.title for book in extra}
+        records = chain((b for b in read_books(path) if b.title not in taken), extra)
+        return prepare_books(records, cleaning, source_sha256=_with_extra(source, extra))
     except InputError as exc:
         if exc.path is not None:
             raise
         raise InputError(exc.message, path=str(path), hint=exc.hint) from None
+
+
+def _with_extra(source_sha256: str, extra: Sequence[RawBook]) -> str:
+    digest = hashlib.sha256(source_sha256.encode())
+    for book in extra:
+        record = [book.title, book.infobox, book.links, book.genres]
+        digest.update(json.dumps(record, sort_keys=True, ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest()
 
 
 def prepare_books(

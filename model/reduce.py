@@ -10,6 +10,7 @@ nothing here imports them before a map is asked for.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import time
@@ -199,10 +200,22 @@ def _tsne(x: np.ndarray, seed: int, say: Log) -> np.ndarray:
 # --- the cache in the bundle -------------------------------------------------------------------
 
 
-def cache_path(bundle: Bundle, kind: str, method: str, seed: int) -> Path:
+def cache_path(bundle: Bundle, kind: str, method: str, seed: int, extra_key: str = "") -> Path:
     """Where the coordinates of one map live: a cache beside the bundle's files, not in its
-    manifest (the bundle never changes, so neither do they)."""
-    return bundle.path / f"map_{method}_{kind}_seed{seed}.npy"
+    manifest (the bundle never changes, so neither do they). ``extra_key``: the
+    ``points_key`` of the points mapped with the bundle's (the store's upserted books)."""
+    suffix = f"_u{extra_key}" if extra_key else ""
+    return bundle.path / f"map_{method}_{kind}_seed{seed}{suffix}.npy"
+
+
+def points_key(titles: Sequence[str], vectors: np.ndarray) -> str:
+    """A short hash of extra points (titles and vectors): their map is cached under it, so a
+    book upserted, changed or deleted since is never drawn at stale coordinates."""
+    digest = hashlib.sha256()
+    for title in titles:
+        digest.update(title.encode("utf-8", "surrogatepass") + b"\0")
+    digest.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def map_coordinates(
@@ -213,14 +226,25 @@ def map_coordinates(
     seed: int = 0,
     recompute: bool = False,
     log: Log | None = None,
+    extra: tuple[Sequence[str], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, bool]:
     """The 2-D coordinates of the bundle's book (or link) vectors, and whether they came from
-    the cache. Computed once per (kind, method, seed) and kept in the bundle directory."""
+    the cache. Computed once per (kind, method, seed) and kept in the bundle directory.
+
+    ``extra``: (titles, vectors) of more points mapped with the books (the store's upserted
+    books), their rows after the bundle's. The reducer is not kept, so they cannot be placed
+    into the cached layout: the whole set is reduced again once per (kind, method, seed,
+    ``points_key``), and the one cache of the previous extra points is replaced; the bundle's
+    own map (no extra points) stays as it is."""
     if kind not in KINDS:
         raise ConfigError(f"unknown map kind {kind!r}", hint="use books or links")
     say = log or (lambda message: None)
-    vectors = bundle.book_vectors if kind == "books" else bundle.link_vectors
-    path = cache_path(bundle, kind, method, seed)
+    vectors = np.asarray(bundle.book_vectors if kind == "books" else bundle.link_vectors)
+    key = ""
+    if extra is not None and len(extra[0]):
+        key = points_key(extra[0], extra[1])
+        vectors = np.vstack([vectors, np.asarray(extra[1], dtype=vectors.dtype)])
+    path = cache_path(bundle, kind, method, seed, key)
     if not recompute and path.is_file():
         try:
             coords = np.load(path)
@@ -238,8 +262,12 @@ def map_coordinates(
         )
     say(f"{method.upper()} of {len(vectors):,} {kind[:-1]} vectors (cosine, seed {seed})...")
     started = time.perf_counter()
-    coords = reduce_2d(np.asarray(vectors), method=method, seed=seed, log=say)
+    coords = reduce_2d(vectors, method=method, seed=seed, log=say)
     if cacheable:
+        if key:  # the map of earlier upserted books is stale for good
+            for stale in path.parent.glob(f"map_{method}_{kind}_seed{seed}_u*.npy"):
+                if stale != path:
+                    stale.unlink(missing_ok=True)
         _save_cache(path, coords, started, say)
     return coords, False
 

@@ -400,3 +400,11 @@ def test_umap_is_seeded(first_png):
     first = reduce_2d(vectors, method="umap", seed=5)
     assert np.array_equal(first, reduce_2d(vectors, method="umap", seed=5))
     assert not np.array_equal(first, reduce_2d(vectors, method="umap", seed=6))
+
+
+def test_projector_cells_neutralise_control_characters():
+    from bookvec.model.plots import tsv_cell
+
+    assert tsv_cell("a\tb\nc") == "a\\tb\\nc"
+    assert tsv_cell("\x1b]0;owned\x07 x\x00\r\u202e") == "\\x1b]0;owned\\x07 x\\x00\\r\\u202e"
+    assert tsv_cell(None) == "" and tsv_cell(1999) == "1999"

@@ -214,3 +214,88 @@ def test_vectors_export_holds_the_upserted_books_marked(mutable_home, tmp_path):
         f"Upserted Book {i}" for i in range(4)
     ]
     assert upserted.get_column("author").to_list()[0].startswith("Writer")
+
+
+def test_prepare_with_extra_books_keeps_the_extra_version(small_corpus):
+    from bookvec.model.corpus import RawBook, read_books
+    from bookvec.model.prepare import prepare
+
+    plain = prepare(small_corpus)
+    first = next(iter(read_books(small_corpus)))
+    links = plain.links.get_column("name").to_list()[:5]
+    extra = [
+        RawBook(title=first.title, infobox={"author": "Someone Else"}, links=links),
+        RawBook(title="A Catalogue Book", infobox={}, links=links, genres=["fantasy"]),
+    ]
+    mixed = prepare(small_corpus, extra=extra)
+    assert mixed.n_books == plain.n_books + 1
+    assert mixed.source_sha256 != plain.source_sha256  # another run, never resumed as this one
+    books = mixed.books.get_column("title").to_list()
+    row = books.index(first.title)
+    assert mixed.books.get_column("author")[row] == "Someone Else"
+    held = sorted(int(k) for b, k in mixed.pairs if b == row)
+    assert held == sorted(mixed.links.get_column("name").to_list().index(n) for n in links)
+
+
+def test_train_include_upserted_learns_the_catalogue_books(mutable_home, small_corpus, tmp_path):
+    bundle = open_bundle(None, models_dir=mutable_home / "models")
+    new = _new_books(bundle, 12, tmp_path / "new.jsonl")
+    assert invoke(["upsert", str(new)], mutable_home).exit_code == 0
+    args = ["train", "--data", str(small_corpus), "--epochs", "1", "--no-evaluate"]
+    result = invoke([*args, "--include-upserted", "--json"], mutable_home)
+    summary = _json(result)
+    assert summary["upserted_included"] == 12
+    assert "including 12 upserted books" in result.stderr
+    trained = open_bundle(summary["model"], models_dir=mutable_home / "models")
+    assert trained.n_books == bundle.n_books + 12
+    assert {f"Upserted Book {i}" for i in range(12)} <= set(trained.book_titles)
+
+    warm_args = ["train", "--warm-start", "--data", str(small_corpus), "--no-evaluate"]
+    warm = _json(invoke([*warm_args, "--include-upserted", "--json"], mutable_home))
+    assert warm["upserted_included"] == 12 and warm["books"] == bundle.n_books + 12
+
+
+def test_train_include_upserted_without_a_store(tmp_path, small_corpus):
+    home = tmp_path / "fresh"
+    args = ["train", "--data", str(small_corpus), "--epochs", "1", "--no-evaluate"]
+    summary = _json(invoke([*args, "--include-upserted", "--json"], home))
+    assert summary["upserted_included"] == 0 and summary["books"] == 600
+
+
+def test_map_and_projector_show_the_upserted_books_marked(mutable_home, tmp_path):
+    import pytest
+
+    from tests.test_maps import HAS_EXTRA
+
+    if not HAS_EXTRA:
+        pytest.skip("the maps extra is not installed")
+    bundle = open_bundle(None, models_dir=mutable_home / "models")
+    n = bundle.n_books
+    first = invoke(["upsert", str(_new_books(bundle, 4, tmp_path / "a.jsonl"))], mutable_home)
+    assert first.exit_code == 0, first.output
+    out = tmp_path / "projector"
+    summary = _json(invoke(["projector", str(out), "--json"], mutable_home))
+    assert (summary["books"], summary["upserted"]) == (n + 4, 4)
+    rows = [line.split("\t") for line in (out / "metadata.tsv").read_text().splitlines()]
+    assert rows[0][-1] == "source" and len(rows) == n + 5
+    marked = sorted(row[0] for row in rows[1:] if row[-1] == "upserted")
+    assert marked == [f"Upserted Book {i}" for i in range(4)]
+    assert {row[-1] for row in rows[1:]} == {"trained", "upserted"}
+
+    page = tmp_path / "map.html"
+    args = ["map", "--out", str(page), "--json", "--highlight", "Upserted Book 1", "-k", "2"]
+    drawn = _json(invoke(args, mutable_home))
+    assert (drawn["points"], drawn["upserted"], drawn["cached"]) == (n + 4, 4, True)
+    assert drawn["highlights"][0]["title"] == "Upserted Book 1"
+    html = page.read_text()
+    assert "Upserted Book 1 (upserted)" in html and "upserted (4)" in html
+
+    # one more upserted book: the cached coordinates are stale, never reused
+    more = _new_books(bundle, 1, tmp_path / "b.jsonl", prefix="Later Book")
+    assert invoke(["upsert", str(more)], mutable_home).exit_code == 0
+    png = tmp_path / "map.png"
+    again = _json(invoke(["map", "--out", str(png), "--json"], mutable_home))
+    assert (again["points"], again["upserted"], again["cached"]) == (n + 5, 5, False)
+    assert png.stat().st_size > 0
+    caches = list((mutable_home / "models").glob("*/map_umap_books_seed0_u*.npy"))
+    assert len(caches) == 1  # the earlier set's map was removed
