@@ -130,14 +130,15 @@ def reindex(
 
     index_options = options.get("options")
     weights = bundle_link_weights(bundle, getattr(index_options, "sparse_weighting", None))
-    points, kept, refolded = gather(bundle, store, weights=weights, runtime=runtime)
-    count = store.replace_all(
-        points,
-        vector_size=bundle.dim,
-        model_version=bundle.model_id,
-        progress=progress,
-        **options,
-    )
+    with store.exclusive():  # the catalogue read and the write under one lock
+        points, kept, refolded = gather(bundle, store, weights=weights, runtime=runtime)
+        count = store.replace_all(
+            points,
+            vector_size=bundle.dim,
+            model_version=bundle.model_id,
+            progress=progress,
+            **options,
+        )
     return finish(Reindexed(count, kept, len(refolded.points), []), refolded, bundle, unplaced_dir)
 
 

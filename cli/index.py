@@ -60,18 +60,19 @@ def run_index(
             from bookvec.cli.catalogue import Reindexed, finish, gather
             from bookvec.indexer.incremental import DEFAULT_TOLERANCE, reindex_incremental
 
-            weighting = store.info().index.sparse_weighting
-            points, kept, refolded = gather(
-                bundle, store, weights=bundle_link_weights(bundle, weighting)
-            )
-            with counting_progress("updating", total=None) as advance:
-                changes = reindex_incremental(
-                    store,
-                    points,
-                    model_version=bundle.model_id,
-                    tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
-                    progress=advance,
+            with store.exclusive():  # the catalogue read and the write under one lock
+                weighting = store.info().index.sparse_weighting
+                points, kept, refolded = gather(
+                    bundle, store, weights=bundle_link_weights(bundle, weighting)
                 )
+                with counting_progress("updating", total=None) as advance:
+                    changes = reindex_incremental(
+                        store,
+                        points,
+                        model_version=bundle.model_id,
+                        tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+                        progress=advance,
+                    )
             done = Reindexed(store.count(), kept, len(refolded.points), [])
             done = finish(done, refolded, bundle, settings.store_dir())
         elif store.backend == "edge":

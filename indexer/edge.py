@@ -391,6 +391,15 @@ class EdgeStore:
                 target.update(edge.UpdateOperation.delete_points(existing))
         return len(existing)
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the writer lock across several calls: a reindex reads the catalogue and
+        writes the new generation under one lock, so no upsert of another process can land
+        in between and be left out (it fails fast with StoreLockedError instead)."""
+        self._check_writable()
+        with self._layout.writing():
+            yield
+
     def upserted(self) -> list[UpsertedBook]:
         """The catalogue: every book upserted (source "upsert"), with its cleaned links and
         payload, by title. From the log beside the generations (readable when the shard is

@@ -130,6 +130,7 @@ class Opened:
 class Layout:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._writing = False  # this process holds the writer lock (`writing` is reentrant)
 
     # --- the pointer --------------------------------------------------------------------------
     def live_name(self) -> str | None:
@@ -248,7 +249,12 @@ class Layout:
     # --- writing ------------------------------------------------------------------------------
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """The store-wide writer lock: one writing process at a time, others fail fast."""
+        """The store-wide writer lock: one writing process at a time, others fail fast.
+        Reentrant: a block that already holds it (a reindex reading the catalogue, then
+        writing) keeps it for the calls inside."""
+        if self._writing:
+            yield
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.root / WRITE_LOCK, create=True)
         try:
@@ -260,9 +266,11 @@ class Layout:
                 )
             os.ftruncate(lock.fd, 0)
             os.pwrite(lock.fd, f"{os.getpid()}\n".encode(), 0)
+            self._writing = True
             yield
             os.ftruncate(lock.fd, 0)
         finally:
+            self._writing = False
             lock.close()
 
     def new_build(self) -> Path:

@@ -14,6 +14,7 @@ local mode (`QdrantClient(":memory:")` / `path=`) gets one, as it is not thread-
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -438,6 +439,11 @@ class ServerStore:
                 "delete points", self.client.delete, self.alias, points_selector=selector, wait=True
             )
         return len(existing)
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """No lock: a server has none to offer. A book another client upserts while a
+        reindex runs can miss the new collection (see the README)."""
+        return contextlib.nullcontext()
 
     def upserted(self) -> list[UpsertedBook]:
         """The catalogue: every point with source "upsert" (its cleaned links in its payload),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -259,5 +260,7 @@ class BookStore(Protocol):
     def titles(self) -> list[str]: ...
 
     def upserted(self) -> list[Any]: ...  # catalogue.UpsertedBook, by title
+
+    def exclusive(self) -> AbstractContextManager[None]: ...  # the writer lock, across calls
 
     def close(self) -> None: ...

@@ -299,3 +299,39 @@ def test_map_and_projector_show_the_upserted_books_marked(mutable_home, tmp_path
     assert png.stat().st_size > 0
     caches = list((mutable_home / "models").glob("*/map_umap_books_seed0_u*.npy"))
     assert len(caches) == 1  # the earlier set's map was removed
+
+
+def test_an_upsert_during_a_reindex_fails_fast_instead_of_being_left_out(mutable_home, tmp_path):
+    """A reindex reads the catalogue and writes the new generation under one writer lock: an
+    upsert by another process in between is refused (StoreLockedError), never silently lost."""
+    import pytest
+
+    import bookvec.cli.catalogue as catalogue
+    from bookvec.errors import StoreLockedError
+    from bookvec.indexer import BookPoint, open_store
+    from bookvec.settings import QdrantSettings
+
+    bundle = open_bundle(None, models_dir=mutable_home / "models")
+    store = open_store(QdrantSettings(), path=mutable_home / "store")
+    other = open_store(QdrantSettings(), path=mutable_home / "store")
+    real_gather = catalogue.gather
+    refused = []
+
+    def gather_then_race(*args, **kwargs):
+        vector = [1.0] + [0.0] * (bundle.dim - 1)
+        with pytest.raises(StoreLockedError):
+            other.upsert([BookPoint("Racing Book", vector, {"source": "upsert", "links": "[]"})])
+        refused.append(True)
+        return real_gather(*args, **kwargs)
+
+    catalogue.gather = gather_then_race
+    try:
+        done = catalogue.reindex(bundle, store)
+    finally:
+        catalogue.gather = real_gather
+        store.close()
+    assert refused and done.points == bundle.n_books
+    assert "Racing Book" not in other.titles()  # refused, not half-stored
+    other.upsert([BookPoint("Racing Book", [1.0] + [0.0] * (bundle.dim - 1), {"source": "upsert"})])
+    assert "Racing Book" in other.titles()  # once the reindex is done, it goes through
+    other.close()

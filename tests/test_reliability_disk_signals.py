@@ -279,7 +279,7 @@ def test_ctrl_c_during_an_upsert_on_a_copy_removes_the_build(mutable_home, tmp_p
         assert proc.poll() is None, proc.communicate()
         assert len(_builds(mutable_home)) == 1  # the copy being written
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=180)
         writer.close()
     finally:
         reader.close()
