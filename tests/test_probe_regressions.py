@@ -41,3 +41,24 @@ def test_usage_error_in_a_real_process_is_inert(tmp_path) -> None:
     assert done.returncode == 2
     assert b"\x1b" not in done.stderr and "\u202e".encode() not in done.stderr
     assert b"No such option: --\\u202e\\x1b[31mx" in done.stderr
+
+
+def _points(home) -> int:
+    import json
+
+    result = invoke(["info", "--json"], home)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["store"]["points"]
+
+
+def test_a_pointer_of_bad_utf8_is_garbled_not_a_traceback(mutable_home, tmp_path) -> None:
+    before = _points(mutable_home)
+    (mutable_home / "store" / "books" / "CURRENT").write_bytes(b"\xff\x00garbage\n")
+    new = tmp_path / "one.jsonl"
+    new.write_text('{"title": "Probe Utf8 Book", "links": ["x"]}\n', encoding="utf-8")
+    info = invoke(["info", "--json"], mutable_home)  # a traceback raises here
+    assert info.exit_code == 0, info.output
+    assert "newest complete generation" in info.stderr  # recovered, and said so
+    result = invoke(["upsert", str(new), "--skip-invalid"], mutable_home)
+    assert "Traceback" not in result.output
+    assert _points(mutable_home) >= before  # nothing lost
