@@ -62,3 +62,16 @@ def test_a_pointer_of_bad_utf8_is_garbled_not_a_traceback(mutable_home, tmp_path
     result = invoke(["upsert", str(new), "--skip-invalid"], mutable_home)
     assert "Traceback" not in result.output
     assert _points(mutable_home) >= before  # nothing lost
+
+
+@pytest.mark.parametrize("pointer", ["../../etc", "/etc", ".hidden"])
+def test_models_current_naming_a_path_is_refused(
+    mutable_home, pointer, tmp_path, monkeypatch
+) -> None:
+    from tests.conftest import one_error_line
+
+    monkeypatch.chdir(tmp_path)  # a path relative to the working directory must not be tried
+    (tmp_path / "etc").mkdir()
+    (mutable_home / "models" / "CURRENT").write_text(pointer + "\n", encoding="utf-8")
+    result = invoke(["links", "anything"], mutable_home)
+    one_error_line(result, "models/CURRENT holds no model id", repr(pointer))
