@@ -894,6 +894,14 @@ def _load(path: Path) -> edge.EdgeShard:
                 f"the embedded store at {path} is in use by another process",
                 hint="close the other process that has it open, then run the command again",
             ) from exc
+        if "(os error 30)" in str(exc) or "(os error 13)" in str(exc):
+            # read-only or no permission: not damage (no "rebuild" hint, no rebuild by index)
+            raise ConfigError(
+                f"the embedded store at {path.parent.parent} is read-only "
+                f"({'read-only file system' if '(os error 30)' in str(exc) else 'no permission'})",
+                hint="make BOOKVEC_HOME writable to change the store; search, info, links, "
+                "score and upsert --dry-run work read-only",
+            ) from exc
         raise StoreError(
             f"cannot open the embedded store at {path}: {exc}",
             hint="rebuild it with `bookvec index`",

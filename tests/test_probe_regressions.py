@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tests.conftest import invoke
+from tests.test_read_only_home import ro_home  # noqa: F401, F811  (the fixture)
 
 # Click escapes C0/C1 controls in what it echoes, not bidi overrides or line separators.
 TYPED = ["\x1b[31m", "\x1b]0;pwned\x07", "\u202e", "\u2028", "\x9b2J"]
@@ -75,3 +76,16 @@ def test_models_current_naming_a_path_is_refused(
     (mutable_home / "models" / "CURRENT").write_text(pointer + "\n", encoding="utf-8")
     result = invoke(["links", "anything"], mutable_home)
     one_error_line(result, "models/CURRENT holds no model id", repr(pointer))
+
+
+@pytest.mark.parametrize("command", [["upsert", "{new}"], ["index"], ["delete", "anything"]])
+def test_a_write_on_a_read_only_home_says_read_only(ro_home, tmp_path, command) -> None:  # noqa: F811
+    """Not "cannot open ... rebuild it with `bookvec index`", and `index` does not take the
+    read-only store for a damaged one to rebuild."""
+    from tests.conftest import one_error_line
+
+    new = tmp_path / "new.jsonl"
+    new.write_text('{"title": "Read Only Probe", "links": ["x"]}\n', encoding="utf-8")
+    args = [str(new) if part == "{new}" else part for part in command]
+    line = one_error_line(invoke(args, ro_home), "is read-only")
+    assert "rebuild" not in line
