@@ -894,11 +894,11 @@ def _load(path: Path) -> edge.EdgeShard:
                 f"the embedded store at {path} is in use by another process",
                 hint="close the other process that has it open, then run the command again",
             ) from exc
-        if "(os error 30)" in str(exc) or "(os error 13)" in str(exc):
-            # read-only or no permission: not damage (no "rebuild" hint, no rebuild by index)
+        why = {"(os error 30)": "Read-only file system", "(os error 13)": "Permission denied"}
+        said = [text for code, text in why.items() if code in str(exc)]
+        if said:  # read-only or no permission: not damage (no "rebuild" hint, no rebuild by index)
             raise ConfigError(
-                f"the embedded store at {path.parent.parent} is read-only "
-                f"({'read-only file system' if '(os error 30)' in str(exc) else 'no permission'})",
+                f"the embedded store at {path.parent.parent} is read-only ({said[0]})",
                 hint="make BOOKVEC_HOME writable to change the store; search, info, links, "
                 "score and upsert --dry-run work read-only",
             ) from exc
