@@ -38,6 +38,7 @@ from bookvec import disk
 from bookvec.errors import (
     ConfigError,
     DataNotFoundError,
+    DiskFullError,
     Interrupted,
     StoreError,
     StoreLockedError,
@@ -490,9 +491,17 @@ class EdgeStore:
         shard = None
         if opened is not None:
             try:
+                copy = False
                 if os.access(opened.path / SHARD, os.W_OK):  # a read-only one is copied first
-                    _room(opened.path / SHARD, 0, what="opening the store", grows=False)
-                shard, self._scratch_next = _load_for_reading(opened.path / SHARD, self.read_only)
+                    try:
+                        _room(opened.path / SHARD, 0, what="opening the store", grows=False)
+                    except DiskFullError:
+                        if not self.read_only:
+                            raise
+                        copy = True  # to read, a copy elsewhere touches no hole of this disk
+                shard, self._scratch_next = _load_for_reading(
+                    opened.path / SHARD, self.read_only, copy=copy
+                )
                 _verify(opened, shard)
             except StoreLockedError:
                 opened.lock.close()
@@ -867,18 +876,22 @@ def _stored_hashes(shard: edge.EdgeShard, items: list[Prepared]) -> dict[str, st
     return stored
 
 
-def _load_for_reading(path: Path, read_only: bool) -> tuple[edge.EdgeShard, Path | None]:
+def _load_for_reading(
+    path: Path, read_only: bool, *, copy: bool = False
+) -> tuple[edge.EdgeShard, Path | None]:
     """Open a shard to read. Edge maps its files read-write even to read, so a shard on a
-    read-only file system (or without write permission) is copied to a private temporary
-    directory first (sparse; removed on close): `bookvec search` works on a read-only home."""
+    read-only file system (or without write permission, or, with `copy`, on a disk too full
+    for its preallocated holes) is copied to a private temporary directory first (sparse;
+    removed on close): `bookvec search` works on a read-only home and a full disk."""
     import os
     import tempfile
 
-    if not read_only or os.access(path, os.W_OK):
+    if not read_only or (os.access(path, os.W_OK) and not copy):
         return _load(path), None
     scratch = Path(tempfile.mkdtemp(prefix="bookvec-ro-"))
     try:
         copy_tree(path, scratch / SHARD)
+        _room(scratch / SHARD, 0, what="reading a copy of the store", grows=False)
         return _load(scratch / SHARD), scratch
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)

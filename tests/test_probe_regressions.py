@@ -89,3 +89,34 @@ def test_a_write_on_a_read_only_home_says_read_only(ro_home, tmp_path, command) 
     args = [str(new) if part == "{new}" else part for part in command]
     line = one_error_line(invoke(args, ro_home), "is read-only")
     assert "rebuild" not in line
+
+
+def test_a_disk_too_full_for_the_shards_holes_still_reads(
+    trained_home, tmp_path, monkeypatch
+) -> None:
+    """Reading maps the shard read-write (its holes may be touched): on a disk without room
+    for them, reads go through a private copy elsewhere instead of refusing; writes refuse."""
+    import json
+
+    from bookvec import disk
+
+    mutable_home = tmp_path / "home"  # a sparse copy: the shard keeps its preallocated holes
+    subprocess.run(
+        ["cp", "-a", "--sparse=always", str(trained_home), str(mutable_home)], check=True
+    )
+    shards = list((mutable_home / "store" / "books").glob("g-*/shard"))
+    assert shards and disk.sparse_sizes(shards[0])[0] > 0
+    real = disk.free_bytes
+    home = str(mutable_home)
+
+    def free(path) -> int:  # the home's disk nearly full, the temporary directory's not
+        return 0 if str(path).startswith(home) else real(path)
+
+    monkeypatch.setattr(disk, "free_bytes", free)
+    info = invoke(["info", "--json"], mutable_home)
+    assert info.exit_code == 0, info.output
+    assert json.loads(info.stdout)["store"]["points"] > 0
+    search = invoke(["search", "x", "--json"], mutable_home)  # the store opened to resolve
+    assert "no space left" not in search.output, search.output
+    write = invoke(["index"], mutable_home)
+    assert write.exit_code == 1 and "no space left" in write.stderr, write.output
