@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 
 import typer
+from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from bookvec import __version__, settings
 from bookvec.cli import coercion
 from bookvec.errors import BookvecError, Interrupted
+from bookvec.safetext import printable
 from bookvec.signals import received
 
 INTERRUPTED = "nothing stored was changed by the unfinished step."
@@ -23,7 +25,15 @@ coercion.install()
 
 
 class BookvecGroup(TyperGroup):
-    """Runs a command and turns a BookvecError into one line on stderr and exit code 1."""
+    """Runs a command and turns a BookvecError into one line on stderr and exit code 1.
+    A usage error (exit 2) keeps Click's message and display, with what the user typed made
+    inert: Click escapes C0/C1 controls itself, not bidi overrides or line separators."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[override]
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except ClickException as exc:
+            raise _inert(exc) from None
 
     def invoke(self, ctx: typer.Context):
         import warnings
@@ -32,6 +42,8 @@ class BookvecGroup(TyperGroup):
             with warnings.catch_warnings():  # restored afterwards (tests invoke in-process)
                 warnings.showwarning = _one_line_warning
                 return super().invoke(ctx)
+        except ClickException as exc:  # a subcommand's usage error: Click shows it, exit 2
+            raise _inert(exc) from None
         except BookvecError as exc:
             typer.echo(f"Error: {_safe(exc)}", err=True)
             ctx.exit(exc.exit_code)
@@ -136,6 +148,13 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     """Library warnings as one `Warning:` line on stderr, without the source line."""
     text = " ".join(str(message).split())
     typer.echo(f"Warning: {_safe(text)}", err=True)
+
+
+def _inert(exc: ClickException) -> ClickException:
+    """``exc`` whose message (the values typed included) shows control characters as escapes."""
+    format_message = exc.format_message
+    exc.format_message = lambda: printable(format_message())  # type: ignore[method-assign]
+    return exc
 
 
 def _safe(text: object) -> str:

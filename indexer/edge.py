@@ -38,6 +38,7 @@ from bookvec import disk
 from bookvec.errors import (
     ConfigError,
     DataNotFoundError,
+    DiskFullError,
     Interrupted,
     StoreError,
     StoreLockedError,
@@ -499,9 +500,17 @@ class EdgeStore:
         shard = None
         if opened is not None:
             try:
+                copy = False
                 if os.access(opened.path / SHARD, os.W_OK):  # a read-only one is copied first
-                    _room(opened.path / SHARD, 0, what="opening the store", grows=False)
-                shard, self._scratch_next = _load_for_reading(opened.path / SHARD, self.read_only)
+                    try:
+                        _room(opened.path / SHARD, 0, what="opening the store", grows=False)
+                    except DiskFullError:
+                        if not self.read_only:
+                            raise
+                        copy = True  # to read, a copy elsewhere touches no hole of this disk
+                shard, self._scratch_next = _load_for_reading(
+                    opened.path / SHARD, self.read_only, copy=copy
+                )
                 _verify(opened, shard)
             except StoreLockedError:
                 opened.lock.close()
@@ -876,18 +885,22 @@ def _stored_hashes(shard: edge.EdgeShard, items: list[Prepared]) -> dict[str, st
     return stored
 
 
-def _load_for_reading(path: Path, read_only: bool) -> tuple[edge.EdgeShard, Path | None]:
+def _load_for_reading(
+    path: Path, read_only: bool, *, copy: bool = False
+) -> tuple[edge.EdgeShard, Path | None]:
     """Open a shard to read. Edge maps its files read-write even to read, so a shard on a
-    read-only file system (or without write permission) is copied to a private temporary
-    directory first (sparse; removed on close): `bookvec search` works on a read-only home."""
+    read-only file system (or without write permission, or, with `copy`, on a disk too full
+    for its preallocated holes) is copied to a private temporary directory first (sparse;
+    removed on close): `bookvec search` works on a read-only home and a full disk."""
     import os
     import tempfile
 
-    if not read_only or os.access(path, os.W_OK):
+    if not read_only or (os.access(path, os.W_OK) and not copy):
         return _load(path), None
     scratch = Path(tempfile.mkdtemp(prefix="bookvec-ro-"))
     try:
         copy_tree(path, scratch / SHARD)
+        _room(scratch / SHARD, 0, what="reading a copy of the store", grows=False)
         return _load(scratch / SHARD), scratch
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -902,6 +915,14 @@ def _load(path: Path) -> edge.EdgeShard:
             raise StoreLockedError(
                 f"the embedded store at {path} is in use by another process",
                 hint="close the other process that has it open, then run the command again",
+            ) from exc
+        why = {"(os error 30)": "Read-only file system", "(os error 13)": "Permission denied"}
+        said = [text for code, text in why.items() if code in str(exc)]
+        if said:  # read-only or no permission: not damage (no "rebuild" hint, no rebuild by index)
+            raise ConfigError(
+                f"the embedded store at {path.parent.parent} is read-only ({said[0]})",
+                hint="make BOOKVEC_HOME writable to change the store; search, info, links, "
+                "score and upsert --dry-run work read-only",
             ) from exc
         raise StoreError(
             f"cannot open the embedded store at {path}: {exc}",

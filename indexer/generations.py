@@ -135,7 +135,9 @@ class Layout:
     # --- the pointer --------------------------------------------------------------------------
     def live_name(self) -> str | None:
         try:
-            return (self.root / POINTER).read_text(encoding="utf-8").strip() or None
+            # bad UTF-8 reads as a name no generation has: garbled, so the fallback applies
+            raw = (self.root / POINTER).read_text(encoding="utf-8", errors="replace")
+            return raw.strip() or None
         except FileNotFoundError:
             return None
 

@@ -245,6 +245,11 @@ def current_model_id(models_dir: Path | None = None) -> str | None:
             f"{pointer} holds no model id (garbage: {len(value)} characters)",
             hint="write the id of a model under models/ in it (see `ls` there), or train again",
         )
+    if value and not settings.NAME_PATTERN.fullmatch(value):  # CURRENT names an id, never a path
+        raise BundleError(
+            f"{pointer} holds no model id ({value!r} is not one: {settings.NAME_RULE})",
+            hint="write the id of a model under models/ in it (see `ls` there), or train again",
+        )
     return value or None
 
 
