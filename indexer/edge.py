@@ -74,6 +74,7 @@ from bookvec.indexer.points import (
     classify,
     dedupe,
     first_missing,
+    hits,
     ids_by_title,
     prepare_batch,
     recommend_vector,
@@ -770,15 +771,7 @@ class EdgeStore:
             diverse=diverse,
             spec=self.hybrid,
         )
-        return [
-            Hit(
-                title=p.payload["title"],
-                score=float(p.score),
-                payload=dict(p.payload),
-                id=str(p.id),
-            )
-            for p in shard.query(request)
-        ]
+        return hits(shard.query(request))
 
     def _nearest(
         self,
@@ -796,15 +789,7 @@ class EdgeStore:
             with_payload=True,
             with_vector=False,
         )
-        return [
-            Hit(
-                title=p.payload["title"],
-                score=float(p.score),
-                payload=dict(p.payload),
-                id=str(p.id),
-            )
-            for p in shard.query(request)
-        ]
+        return hits(shard.query(request))
 
 
 def _no_sparse(where: object) -> StoreError:

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple, TypeVar
 from bookvec.errors import ConfigError, ModelMismatchError, StoreError, TitleNotFoundError
 from bookvec.indexer.ids import content_hash, point_id
 from bookvec.indexer.keys import add_filter_keys
-from bookvec.indexer.types import BookPoint, UpsertReport
+from bookvec.indexer.types import BookPoint, Hit, UpsertReport
 
 BATCH = 2048  # points per write: large enough that per-call costs vanish, small for progress
 T = TypeVar("T")
@@ -207,3 +207,11 @@ def check_model(
         f"{where} holds {found}, not {vector_size}-d vectors of model {model_version!r}",
         hint="run `bookvec index` to rebuild it with the current model",
     )
+
+
+def hits(points: Iterable[Any]) -> list[Hit]:
+    """Scored points of either backend (Edge's or qdrant-client's: id, score, payload) as Hits."""
+    return [
+        Hit(title=p.payload["title"], score=float(p.score), payload=dict(p.payload), id=str(p.id))
+        for p in points
+    ]

@@ -55,6 +55,7 @@ from bookvec.indexer.points import (
     classify,
     dedupe,
     first_missing,
+    hits,
     ids_by_title,
     prepare_batch,
     sparse_vectors_fit,
@@ -697,15 +698,7 @@ class ServerStore:
             with_payload=True,
             with_vectors=False,
         )
-        return [
-            Hit(
-                title=p.payload["title"],
-                score=float(p.score),
-                payload=dict(p.payload),
-                id=str(p.id),
-            )
-            for p in response.points
-        ]
+        return hits(response.points)
 
     def _has_sparse(self) -> bool:
         if self._sparse is None:
@@ -758,15 +751,7 @@ class ServerStore:
             with_vectors=False,
             **kwargs,
         )
-        return [
-            Hit(
-                title=p.payload["title"],
-                score=float(p.score),
-                payload=dict(p.payload),
-                id=str(p.id),
-            )
-            for p in response.points
-        ]
+        return hits(response.points)
 
     def _search_params(self) -> Any:
         if self.local:
