@@ -267,8 +267,18 @@ def predicted_links(
 
     n_links = bundle.n_links
     probability = runtime.score(np.full(n_links, book, dtype=np.int64), np.arange(n_links))
-    observed = np.zeros(n_links, dtype=bool)
-    observed[observed_links(bundle, book, log=log)] = True
+    return ranked_links(
+        bundle, probability, observed_links(bundle, book, log=log), limit, missing_only
+    )
+
+
+def ranked_links(bundle, probability, linked, limit: int, missing_only: bool) -> list[dict]:
+    """Every link's probability for one book -> the rows of `links`, best first; ``linked``:
+    the link indices its article has (``observed``)."""
+    import numpy as np
+
+    observed = np.zeros(bundle.n_links, dtype=bool)
+    observed[linked] = True
     order = np.argsort(-probability, kind="stable")
     if missing_only:
         order = order[~observed[order]]

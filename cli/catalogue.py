@@ -278,23 +278,10 @@ def predicted_links_for_vector(bundle, runtime, record, *, limit: int, missing_o
     """actions.predicted_links for an upserted book (its stored vector)."""
     import numpy as np
 
-    n_links = bundle.n_links
-    probability = VectorScorer(bundle, runtime).score(record.vector, np.arange(n_links))
-    observed = np.zeros(n_links, dtype=bool)
-    observed[record_links(record, bundle)] = True
-    order = np.argsort(-probability, kind="stable")
-    if missing_only:
-        order = order[~observed[order]]
-    counts = bundle.links.get_column("count").to_list()
-    return [
-        {
-            "title": bundle.link_names[k],
-            "score": round(float(probability[k]), 6),
-            "observed": bool(observed[k]),
-            "books": int(counts[k]),
-        }
-        for k in order[:limit]
-    ]
+    from bookvec.cli.actions import ranked_links
+
+    probability = VectorScorer(bundle, runtime).score(record.vector, np.arange(bundle.n_links))
+    return ranked_links(bundle, probability, record_links(record, bundle), limit, missing_only)
 
 
 # --- exports ---------------------------------------------------------------------------------
