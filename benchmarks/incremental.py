@@ -49,7 +49,7 @@ def _write(path: Path, records: list[list]) -> None:
 
 def split_corpus(source: Path, out: Path, seed: int) -> dict:
     """old.ndjson (90% of the books), full.ndjson (all), both without the held-out pairs."""
-    from bookvec.model.prepare import CleaningConfig, clean_link, prepare
+    from bookvec.model.corpus.prepare import CleaningConfig, clean_link, prepare
 
     cleaning = CleaningConfig()
     records = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
@@ -83,7 +83,7 @@ def split_corpus(source: Path, out: Path, seed: int) -> dict:
 
 
 def _auc(book_vec: dict, link_vec: dict, held, negatives) -> tuple[float, int]:
-    from bookvec.model.evaluate import roc_auc
+    from bookvec.model.analysis.evaluate import roc_auc
 
     def scores(pairs):
         kept = [(b, n) for b, n in pairs if b in book_vec and n in link_vec]
@@ -99,7 +99,7 @@ def _unit(m: np.ndarray) -> np.ndarray:
 
 
 def _neighbours(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    from bookvec.model.evaluate import nearest_neighbours
+    from bookvec.model.analysis.evaluate import nearest_neighbours
 
     return nearest_neighbours(vectors, K, queries=queries)
 
@@ -134,12 +134,12 @@ def run(corpus: Path, seed: int, repeats: int, threads: int | None, warm_overrid
     from bookvec.cli.actions import bundle_points, fold_in_books
     from bookvec.indexer import open_store
     from bookvec.indexer.incremental import diff_points
-    from bookvec.model.config import TrainConfig
-    from bookvec.model.corpus import read_books
-    from bookvec.model.evaluate import BookLabels, genre_agreement, sample_rows
-    from bookvec.model.pipeline import train_bundle, warm_config
-    from bookvec.model.prepare import prepare
+    from bookvec.model.analysis.evaluate import BookLabels, genre_agreement, sample_rows
+    from bookvec.model.corpus.prepare import prepare
+    from bookvec.model.corpus.read import read_books
     from bookvec.model.runtime import Runtime
+    from bookvec.model.training.config import TrainConfig
+    from bookvec.model.training.pipeline import train_bundle, warm_config
     from bookvec.settings import QdrantSettings
 
     work = Path(tempfile.mkdtemp(prefix="bookvec-incremental-"))
@@ -302,7 +302,7 @@ def main() -> None:
     if args.corpus == "p15":
         corpus = P15
     elif args.corpus == "synthetic":
-        from bookvec.model.synth import FULL_BOOKS, synthesize
+        from bookvec.model.corpus.synth import FULL_BOOKS, synthesize
 
         n = args.books or FULL_BOOKS
         corpus = Path(tempfile.gettempdir()) / f"bookvec-synth-{n}-{args.seed}.ndjson"

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from bookvec.model.reduce import (
+from bookvec.model.analysis.reduce import (
     UMAP_MIN_DIST,
     UMAP_NEIGHBOURS,
     genre_labels,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bookvec.model.sparse import DEFAULT_WEIGHTING
+from bookvec.sparse import DEFAULT_WEIGHTING
 
 K = 10
 GA, AR = f"genre_agreement@{K}", f"author_recall@{K}"
@@ -29,7 +29,7 @@ GA, AR = f"genre_agreement@{K}", f"author_recall@{K}"
 def corpus(args) -> Path:
     if args.data:
         return Path(args.data)
-    from bookvec.model.synth import synthesize
+    from bookvec.model.corpus.synth import synthesize
 
     path = Path(tempfile.mkdtemp(prefix="bookvec-modes-")) / "synthetic.ndjson"
     synthesize(path, n_books=args.synthetic, seed=0)
@@ -48,11 +48,11 @@ def specs(sweep: bool, weights=(0.5, 1.0, 2.0, 4.0)):
 
 
 def run(args) -> None:
-    from bookvec.model.config import TrainConfig
-    from bookvec.model.evaluate import evaluate_embeddings, sample_rows, training_pairs
-    from bookvec.model.prepare import prepare
-    from bookvec.model.search_eval import evaluate_modes
-    from bookvec.model.train import train
+    from bookvec.model.analysis.evaluate import evaluate_embeddings, sample_rows, training_pairs
+    from bookvec.model.analysis.search_eval import evaluate_modes
+    from bookvec.model.corpus.prepare import prepare
+    from bookvec.model.training.config import TrainConfig
+    from bookvec.model.training.train import train
 
     prepared = prepare(corpus(args))
     pairs = np.asarray(prepared.pairs)

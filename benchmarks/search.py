@@ -134,7 +134,7 @@ def synthetic(n: int, seed: int = 0, dim: int = 50) -> Dataset:
 def links(rng, genre: np.ndarray, author: np.ndarray, per_book: int = 21) -> list:
     """Sparse link vectors shaped like the corpus (~21 links a book, 42k pages): the author's
     page, 6 pages of the genre's 400, the rest Zipf over all pages; bm25 weights."""
-    from bookvec.model.sparse import DEFAULT_WEIGHTING, link_weights
+    from bookvec.sparse import DEFAULT_WEIGHTING, link_weights
 
     n, n_pages = len(genre), 42_000
     rows = [np.stack([np.arange(n), author], axis=1)]
@@ -154,7 +154,7 @@ def from_model(ref: str, n: int, seed: int = 0) -> Dataset:
 
     bundle = open_bundle(None if ref == "current" else ref)
     from bookvec.cli.actions import bundle_link_weights
-    from bookvec.model.sparse import DEFAULT_WEIGHTING
+    from bookvec.sparse import DEFAULT_WEIGHTING
 
     base = list(bundle_points(bundle, bundle_link_weights(bundle, DEFAULT_WEIGHTING)))
     sparse = [p.sparse for p in base]
@@ -315,7 +315,7 @@ def run_one(data: Dataset, args, workdir: Path) -> dict:
 
     home = workdir / f"home-{data.name.split()[0]}-{data.n}"
     from bookvec.cli.actions import sparse_options
-    from bookvec.model.sparse import DEFAULT_WEIGHTING
+    from bookvec.sparse import DEFAULT_WEIGHTING
 
     edge, built = build_edge(data, home / "store", sparse_options(DEFAULT_WEIGHTING, **args.index))
     out.update(built)

@@ -5,7 +5,7 @@ imports qdrant_edge and loads the same shard.
     python benchmarks/startup.py                    # 37,020 and 370,200 books, 7 runs each
     python benchmarks/startup.py --sizes 37020 --runs 11 --json
 
-Per size: a synthetic store (model/synth.py's titles: articles, "(novel)" qualifiers; full
+Per size: a synthetic store (model/corpus/synth.py's titles: articles, "(novel)" qualifiers; full
 book payloads) is indexed once under a temporary BOOKVEC_HOME. Then, interleaved run by run so
 that the machine's load hits every variant alike: the floor, `bookvec search EXACT --json`,
 `bookvec search LOOSE --json` (the title lower-cased with its article and qualifier dropped and a
@@ -42,7 +42,7 @@ def build_store(home: Path, n: int) -> list[str]:
     import numpy as np
 
     from bookvec.indexer import BookPoint, open_store
-    from bookvec.model.synth import _title
+    from bookvec.model.corpus.synth import _title
     from bookvec.settings import QdrantSettings
 
     rng = np.random.default_rng(0)

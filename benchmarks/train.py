@@ -9,9 +9,9 @@ The reference is the notebook's loop, ported: a per-sample Python generator of 1
 + 2,048 negatives (uniform book x uniform link, rejected if observed), labels 1/0, shuffled; the
 same model (cosine, Dense(1), sigmoid, binary cross-entropy); Adam at its defaults;
 ``steps_per_epoch = len(pairs) // 1024``. Both are scored on the same held-out split
-(``bookvec.model.train.holdout`` with the same seed). bookvec then trains until it reaches the
-reference's held-out AUC (time measured from the call, setup included), and on to its own
-early-stopped end. Each side runs in a fresh process, so each peak RSS is its own.
+(``bookvec.model.training.train.holdout`` with the same seed). bookvec then trains until it
+reaches the reference's held-out AUC (time measured from the call, setup included), and on to
+its own early-stopped end. Each side runs in a fresh process, so each peak RSS is its own.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(corpus: str) -> tuple[np.ndarray, int, int]:
-    from bookvec.model.prepare import prepare
+    from bookvec.model.corpus.prepare import prepare
 
     prepared = prepare(corpus)
     return prepared.pairs, prepared.books.height, prepared.links.height
@@ -47,8 +47,8 @@ def reference_run(corpus: str, epochs: int, seed: int, threads: int | None) -> d
     import torch
     import torch.nn.functional as F
 
-    from bookvec.model.config import TrainConfig
-    from bookvec.model.train import BookLinkModel, evaluate, holdout
+    from bookvec.model.training.config import TrainConfig
+    from bookvec.model.training.train import BookLinkModel, evaluate, holdout
 
     if threads:
         torch.set_num_threads(threads)
@@ -116,8 +116,8 @@ def reference_run(corpus: str, epochs: int, seed: int, threads: int | None) -> d
 
 def bookvec_run(corpus: str, seed: int, threads: int | None, target: float | None) -> dict:
     """bookvec's trainer with its defaults; records when it first reaches ``target``."""
-    from bookvec.model.config import TrainConfig
-    from bookvec.model.train import train
+    from bookvec.model.training.config import TrainConfig
+    from bookvec.model.training.train import train
 
     pairs, n_books, n_links = _load(corpus)
     config = TrainConfig(seed=seed, threads=threads)
@@ -159,7 +159,7 @@ def _in_child(function, *args):
 
 
 def _corpus(books: int, seed: int, directory: Path) -> str:
-    from bookvec.model.synth import synthesize
+    from bookvec.model.corpus.synth import synthesize
 
     path = directory / f"synthetic-{books}-seed{seed}.ndjson"
     if not path.exists():

@@ -57,7 +57,7 @@ def sparse_options(weighting: str | None, **index: Any):
     """IndexOptions (hnsw etc. from ``index``) for sparse vectors of ``weighting`` (None:
     dense only)."""
     from bookvec.indexer import IndexOptions
-    from bookvec.model.sparse import STORE_IDF, check_weighting
+    from bookvec.sparse import STORE_IDF, check_weighting
 
     if weighting is None:
         return IndexOptions(**index)
@@ -69,7 +69,7 @@ def bundle_link_weights(bundle, weighting: str | None):
     """How the bundle's corpus weighs links (IDF, lengths: from its pairs), or None."""
     if weighting is None:
         return None
-    from bookvec.model.sparse import link_weights
+    from bookvec.sparse import link_weights
 
     return link_weights(bundle_pairs(bundle), bundle.n_books, bundle.n_links, weighting)
 
@@ -79,7 +79,7 @@ def index_bundle(bundle, store, *, progress: Callable[[int], None] | None = None
     its catalogue, folded in again (atomic on both backends; see catalogue.reindex), each with
     its dense vector and the default sparse vector of its links."""
     from bookvec.cli.catalogue import reindex
-    from bookvec.model.sparse import DEFAULT_WEIGHTING
+    from bookvec.sparse import DEFAULT_WEIGHTING
 
     return reindex(
         bundle, store, progress=progress, options=sparse_options(DEFAULT_WEIGHTING)
@@ -133,7 +133,7 @@ def fold_in_books(books: Iterable[Any], bundle, runtime, weights=None) -> FoldIn
     (and with ``weights``, their sparse vectors from the same links: link index = dimension)."""
     from bookvec.cli.catalogue import cleaned_links, upsert_payload
     from bookvec.indexer import BookPoint
-    from bookvec.model.corpus import book_payload
+    from bookvec.model.corpus.read import book_payload
 
     cleaning = bundle_cleaning(bundle)
     link_index = bundle.link_index
@@ -162,7 +162,7 @@ def fold_in_books(books: Iterable[Any], bundle, runtime, weights=None) -> FoldIn
 
 def bundle_cleaning(bundle):
     """The link cleaning the bundle was trained with (new books must be cleaned the same way)."""
-    from bookvec.model.prepare import CleaningConfig
+    from bookvec.model.corpus.prepare import CleaningConfig
 
     return CleaningConfig.from_dict(bundle.manifest["cleaning"])
 
@@ -174,7 +174,7 @@ def resolve_bundle_book(bundle, query: str, *, exact: bool = False) -> int:
 
 
 def resolve_bundle_link(bundle, query: str, *, exact: bool = False) -> int:
-    from bookvec.model.prepare import clean_link
+    from bookvec.model.corpus.prepare import clean_link
 
     if query in bundle.link_index:
         return bundle.link_index[query]
@@ -230,8 +230,8 @@ def bundle_pairs(bundle, *, log: Callable[[str], None] | None = None) -> np.ndar
     path = Path(corpus.get("path", ""))
     key = (str(bundle.path), str(path))
     if key not in _CORPUS_PAIRS:
-        from bookvec.model.corpus import sha256_file
-        from bookvec.model.prepare import prepare
+        from bookvec.model.corpus.prepare import prepare
+        from bookvec.model.corpus.read import sha256_file
 
         retrain = "retrain with `bookvec train` (new bundles store their pairs)"
         if not path.is_file():

@@ -25,7 +25,7 @@ def cleaned_links(links: Iterable[str], cleaning) -> list[str]:
     """The links as the model's cleaning leaves them, in order, repeats kept as the fold-in
     counts them (what the catalogue keeps: also the links this model does not know, for the
     next model)."""
-    from bookvec.model.prepare import clean_link
+    from bookvec.model.corpus.prepare import clean_link
 
     names = (clean_link(link, cleaning) for link in links)
     return [name for name in names if name is not None]
@@ -181,7 +181,7 @@ def jsonl_record(book: UpsertedBook) -> dict[str, Any]:
 def raw_books(books: Iterable[UpsertedBook]) -> Iterator[Any]:
     """The catalogue as corpus records (RawBook), for the next training to include:
     ``prepare_books(chain(read_books(corpus), raw_books(store.upserted())), cleaning)``."""
-    from bookvec.model.corpus import RawBook
+    from bookvec.model.corpus.read import RawBook
 
     for book in books:
         payload = book.payload
@@ -323,7 +323,7 @@ def with_upserted(table, bundle):
     import numpy as np
     import polars as pl
 
-    from bookvec.model.vectors_io import VectorTable
+    from bookvec.model.analysis.vectors_io import VectorTable
 
     records, note = store_upserted_vectors(bundle)
     known = set(table.names)

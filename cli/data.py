@@ -26,7 +26,7 @@ def fetch(
 
     Example: bookvec data fetch
     """
-    from bookvec.model import fetch as fetching
+    from bookvec.model.corpus import fetch as fetching
 
     if url:
         path = fetching.fetch(
@@ -55,7 +55,7 @@ def synth(
 
     Example: bookvec data synth --books 5000 synthetic.ndjson
     """
-    from bookvec.model.synth import synthesize
+    from bookvec.model.corpus.synth import synthesize
 
     path = out or settings.data_dir() / f"synthetic-{books}-seed{seed}.ndjson"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ def corpus_pairs_for(bundle, data: Path | None = None) -> tuple[np.ndarray | Non
     """
     if data is None and bundle.pairs is not None:
         return bundle.pairs, "pairs.parquet in the bundle"
-    from bookvec.model.prepare import CleaningConfig, prepare
+    from bookvec.model.corpus.prepare import CleaningConfig, prepare
 
     corpus = bundle.manifest.get("corpus", {})
     path = Path(data) if data is not None else Path(corpus.get("path", ""))
@@ -57,7 +57,7 @@ def held_out_pairs_for(bundle, pairs: np.ndarray) -> tuple[np.ndarray | None, st
     """The (book, link) pairs training held out, and where they came from.
 
     ``held_out_pairs.npy`` in the bundle when it is there; else the trainer's own seeded split
-    (``bookvec.model.train.holdout``) re-run with the manifest's training config on the
+    (``bookvec.model.training.train.holdout``) re-run with the manifest's training config on the
     corpus pairs, accepted when it holds out as many pairs as the manifest recorded.
     The second way imports torch (the ``train`` extra).
     """
@@ -80,16 +80,17 @@ def held_out_pairs_for(bundle, pairs: np.ndarray) -> tuple[np.ndarray | None, st
 def training_split(
     config: dict[str, Any], pairs: np.ndarray, n_books: int, n_links: int
 ) -> np.ndarray | None:
-    """The held-out pairs (H, 2) of ``bookvec.model.train.holdout`` for this training config
+    """The held-out pairs (H, 2) of ``bookvec.model.training.train.holdout`` for this training
+    config
     (None when it holds nothing out). Imports torch; raises ImportError without it."""
-    from bookvec.model.config import TrainConfig
+    from bookvec.model.training.config import TrainConfig
 
     train_config = TrainConfig.from_dict(config)
     if train_config.validation_fraction <= 0:
         return None
     import torch
 
-    from bookvec.model.train import holdout
+    from bookvec.model.training.train import holdout
 
     tensor = torch.from_numpy(np.ascontiguousarray(pairs, dtype=np.int64))
     _, _, val = holdout(tensor, n_books, n_links, train_config)
@@ -140,7 +141,7 @@ def evaluate(
 
     Example: bookvec evaluate --json > metrics.json
     """
-    from bookvec.model.evaluate import evaluate_embeddings, rounded
+    from bookvec.model.analysis.evaluate import evaluate_embeddings, rounded
 
     bundle = open_model(model)
     pairs, corpus_note = corpus_pairs_for(bundle, data)
@@ -187,10 +188,11 @@ def evaluate(
 
 def search_modes(bundle, pairs, held, n_queries: int, seed: int, k: int) -> dict[str, Any]:
     """Neighbour metrics of each search mode, through a temporary Edge store built like
-    `bookvec index` (sparse vectors from the training pairs only; see model/search_eval.py)."""
-    from bookvec.model.evaluate import sample_rows, training_pairs
-    from bookvec.model.search_eval import evaluate_modes
-    from bookvec.model.sparse import DEFAULT_WEIGHTING
+    `bookvec index` (sparse vectors from the training pairs only; see
+    model/analysis/search_eval.py)."""
+    from bookvec.model.analysis.evaluate import sample_rows, training_pairs
+    from bookvec.model.analysis.search_eval import evaluate_modes
+    from bookvec.sparse import DEFAULT_WEIGHTING
 
     train = pairs if held is None else training_pairs(pairs, held, bundle.n_links)
     queries = sample_rows(bundle.n_books, n_queries, seed)

@@ -22,7 +22,7 @@ from bookvec.cli.common import (
 # import the indexer (keep them equal; a test checks).
 DEFAULT_HNSW_M = 16
 DEFAULT_HNSW_EF = 128
-DEFAULT_WEIGHTING = "bm25"  # bookvec.model.sparse.DEFAULT_WEIGHTING (a test checks)
+DEFAULT_WEIGHTING = "bm25"  # bookvec.sparse.DEFAULT_WEIGHTING (a test checks)
 
 
 def run_index(

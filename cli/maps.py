@@ -23,8 +23,8 @@ from bookvec.errors import ConfigError
 from bookvec.outfiles import check_output, check_output_dir
 
 if TYPE_CHECKING:
+    from bookvec.model.analysis.plots import MapData
     from bookvec.model.bundle import Bundle
-    from bookvec.model.plots import MapData
 
 T = TypeVar("T")
 FORMATS = {".png": "png", ".html": "html", ".htm": "html"}
@@ -46,7 +46,7 @@ def _with_status(message: str, work: Callable[[], T]) -> T:
 def _coordinates(
     bundle: Bundle, kind: str, method: str, seed: int, recompute: bool, books: Books | None = None
 ):
-    from bookvec.model.reduce import map_coordinates
+    from bookvec.model.analysis.reduce import map_coordinates
 
     extra = None
     if books is not None and books.n_upserted:
@@ -136,8 +136,8 @@ def _map_data(
     neighbours: int,
     caption: str,
 ) -> MapData:
-    from bookvec.model.plots import Highlight, MapData
-    from bookvec.model.reduce import genre_labels, nearest, top_genres
+    from bookvec.model.analysis.plots import Highlight, MapData
+    from bookvec.model.analysis.reduce import genre_labels, nearest, top_genres
 
     vectors = books.vectors if books is not None else bundle.link_vectors
     picked = [Highlight(i, nearest(vectors, i, neighbours)) for i in highlights]
@@ -210,7 +210,7 @@ def map_(
 
     Example: bookvec map --out books.png --highlight "War and Peace" --highlight "Dune"
     """
-    from bookvec.model.reduce import require
+    from bookvec.model.analysis.reduce import require
     from bookvec.titles import resolve
 
     fmt = FORMATS.get(out.suffix.lower())
@@ -250,11 +250,11 @@ def map_(
     )
     started = time.perf_counter()
     if fmt == "png":
-        from bookvec.model.plots import draw_png
+        from bookvec.model.analysis.plots import draw_png
 
         draw_png(data, out, width=width, height=height)
     else:
-        from bookvec.model.plots import write_html
+        from bookvec.model.analysis.plots import write_html
 
         write_html(data, out)
     output.log(f"Wrote {out} ({fmt.upper()}, {time.perf_counter() - started:.1f} s)")
@@ -307,8 +307,8 @@ def projector(
     """
     import numpy as np
 
-    from bookvec.model.plots import PROJECTOR_COLUMNS, write_projector
-    from bookvec.model.reduce import genre_labels, top_genres
+    from bookvec.model.analysis.plots import PROJECTOR_COLUMNS, write_projector
+    from bookvec.model.analysis.reduce import genre_labels, top_genres
 
     check_output_dir(out_dir, what="OUT_DIR")
     bundle = open_model(model)

@@ -27,7 +27,7 @@ def get_corpus(data: Path | None, *, no_fallback: bool) -> tuple[Path, bool]:
     """The corpus to train on and whether it is synthetic."""
     if data is not None:
         return data, False
-    from bookvec.model import fetch as fetching
+    from bookvec.model.corpus import fetch as fetching
 
     try:
         return fetching.fetch_corpus(settings.data_dir(), progress=not output.is_quiet()), False
@@ -39,7 +39,7 @@ def get_corpus(data: Path | None, *, no_fallback: bool) -> tuple[Path, bool]:
             "the real corpus cannot be fetched here: continuing on a SYNTHETIC corpus "
             "shaped like it (every result below is labelled synthetic)"
         )
-    from bookvec.model.synth import synthesize
+    from bookvec.model.corpus.synth import synthesize
 
     path = settings.data_dir() / f"synthetic-{SYNTHETIC_BOOKS}-seed0.ndjson"
     if not path.is_file():
@@ -80,8 +80,8 @@ def quickstart(
     from bookvec.cli.index import run_index
     from bookvec.cli.train import run_training
     from bookvec.indexer import BookFilter
-    from bookvec.model.config import TrainConfig
-    from bookvec.model.prepare import CleaningConfig
+    from bookvec.model.corpus.prepare import CleaningConfig
+    from bookvec.model.training.config import TrainConfig
 
     started = time.perf_counter()
     corpus, synthetic = get_corpus(data, no_fallback=no_fallback)

@@ -24,7 +24,7 @@ _QUERY = "Query"
 
 def genre_filter_values(values: list[str]) -> tuple[str, ...]:
     """What a person types as a genre -> the canonical genre names stored in payloads."""
-    from bookvec.model.genres import canonical_genres
+    from bookvec.model.corpus.genres import canonical_genres
 
     canonical: list[str] = []
     for value in values:

@@ -16,7 +16,7 @@ from bookvec.errors import ConfigError, DataNotFoundError
 
 
 def default_corpus() -> Path:
-    from bookvec.model.fetch import CORPUS_FILENAME
+    from bookvec.model.corpus.fetch import CORPUS_FILENAME
 
     path = settings.data_dir() / CORPUS_FILENAME
     if not path.is_file():
@@ -39,7 +39,7 @@ def run_training(
     extra_books=(),
 ):
     from bookvec import inputs
-    from bookvec.model.pipeline import train_bundle
+    from bookvec.model.training.pipeline import train_bundle
 
     if not inputs.readable(data):  # a FIFO (`--data <(zcat books.gz)`) is fine
         raise DataNotFoundError(f"no corpus file {data}", hint="check the path given to --data")
@@ -90,9 +90,9 @@ def summary(bundle) -> dict:
 def _resume_plan(data: Path | None, overrides: dict[str, Any], machine: dict[str, Any]):
     """(corpus, config, cleaning, synthetic) of the newest interrupted run, with only the
     options that do not change its vectors (threads, compile, device) taken from the command."""
-    from bookvec.model.config import TrainConfig
-    from bookvec.model.pipeline import interrupted_runs
-    from bookvec.model.prepare import CleaningConfig
+    from bookvec.model.corpus.prepare import CleaningConfig
+    from bookvec.model.training.config import TrainConfig
+    from bookvec.model.training.pipeline import interrupted_runs
 
     given = sorted(name for name, value in overrides.items() if value is not None)
     if given:
@@ -184,8 +184,8 @@ def train(
 
     Example: bookvec train --data ../shared/data/p15_books.ndjson
     """
-    from bookvec.model.config import TrainConfig
-    from bookvec.model.prepare import CleaningConfig
+    from bookvec.model.corpus.prepare import CleaningConfig
+    from bookvec.model.training.config import TrainConfig
 
     overrides = {
         "max_epochs": epochs,
@@ -203,8 +203,8 @@ def train(
         raise ConfigError("--warm-start and --resume do not go together: run the warm start again")
     if warm_start:
         from bookvec.cli.common import open_model
-        from bookvec.model.pipeline import warm_config
-        from bookvec.model.warm import parent_cleaning
+        from bookvec.model.training.pipeline import warm_config
+        from bookvec.model.training.warm import parent_cleaning
 
         parent = open_model(model)
         config = warm_config(parent, **overrides, **machine)

@@ -25,7 +25,7 @@ from bookvec.cli.common import (
     open_store,
 )
 from bookvec.errors import ModelMismatchError
-from bookvec.model.sparse import DEFAULT_WEIGHTING
+from bookvec.sparse import DEFAULT_WEIGHTING
 
 BATCH = 2048  # books read and folded in at a time
 
@@ -91,7 +91,7 @@ def upsert(
     zcat books.ndjson.gz | bookvec upsert - --skip-invalid --rejects rejects.jsonl --json
     """
     from bookvec.cli.rejects import Rejects
-    from bookvec.model.corpus import read_books
+    from bookvec.model.corpus.read import read_books
     from bookvec.model.runtime import Runtime
 
     if rejects_file is not None:

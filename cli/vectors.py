@@ -35,7 +35,7 @@ def vectors(
 
     Example: bookvec vectors books.w2v   (then gensim's KeyedVectors.load_word2vec_format)
     """
-    from bookvec.model import vectors_io
+    from bookvec.model.analysis import vectors_io
 
     fmt = vectors_io.format_for(out, format)
     bundle = open_model(model)

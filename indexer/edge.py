@@ -808,7 +808,7 @@ def recommend_both(
     vectors: Sequence[Any], positive: Sequence[str]
 ) -> tuple[list[float], tuple[list[int], list[float]] | None]:
     """The average_vector rule on both sides: dense as Qdrant's, sparse by model.sparse's."""
-    from bookvec.model.sparse import combine
+    from bookvec.sparse import combine
 
     dense = [d for d, _ in vectors]
     sparse = [s for _, s in vectors]

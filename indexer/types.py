@@ -37,7 +37,7 @@ class IndexOptions:
     quantization: str = "none"  # "int8": scalar quantization, rescored with the originals
     # The `links` sparse vector beside the dense one: "none" (dense only), "dot" (the stored
     # weights as they are) or "idf" (the store's IDF modifier weighs the query side);
-    # sparse_weighting names how the points' weights were made (bookvec.model.sparse), so that
+    # sparse_weighting names how the points' weights were made (bookvec.sparse), so that
     # upsert makes new books' the same way.
     sparse: str = "none"
     sparse_weighting: str | None = None
@@ -123,7 +123,7 @@ class BookPoint:
     title: str
     vector: Sequence[float]
     payload: dict[str, Any] = field(default_factory=dict)
-    # The book's links as a sparse vector (indices, values): bookvec.model.sparse makes it.
+    # The book's links as a sparse vector (indices, values): bookvec.sparse makes it.
     sparse: tuple[Sequence[int], Sequence[float]] | None = None
 
 

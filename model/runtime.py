@@ -200,7 +200,8 @@ class Runtime:
     def fold_in(self, links: Sequence[Sequence[int]]) -> np.ndarray:
         """One unit vector per list of link indices (a zero row for an empty list): [K, d].
 
-        The L2-normalised sum of the book's centred link vectors (``bookvec.model.export``)."""
+        The L2-normalised sum of the book's centred link vectors
+        (``bookvec.model.training.export``)."""
         sess = self._get("fold_in.onnx")
         rows = [_indices(row, self.n_links, "link", f"book {k}, ") for k, row in enumerate(links)]
         if not rows:

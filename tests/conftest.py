@@ -22,7 +22,7 @@ def p15_path() -> Path:
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory) -> Path:
     """A 600-book synthetic corpus with planted genres and authors (a .truth.parquet beside it)."""
-    from bookvec.model.synth import synthesize
+    from bookvec.model.corpus.synth import synthesize
 
     path = tmp_path_factory.mktemp("corpus") / "small.ndjson"
     synthesize(path, n_books=600, seed=7)

@@ -1,0 +1,2 @@
+"""Reading corpora: records, link cleaning, canonical genres, the prepared corpus, the download
+and the synthetic Wikipedia-shaped corpus. No torch."""
