@@ -131,9 +131,9 @@ def _moves(old, new) -> np.ndarray:
 
 
 def run(corpus: Path, seed: int, repeats: int, threads: int | None, warm_overrides: dict) -> dict:
-    from bookvec.cli.actions import bundle_points, fold_in_books
     from bookvec.indexer import open_store
     from bookvec.indexer.incremental import diff_points
+    from bookvec.library.actions import bundle_points, fold_in_books
     from bookvec.model.analysis.evaluate import BookLabels, genre_agreement, sample_rows
     from bookvec.model.corpus.prepare import prepare
     from bookvec.model.corpus.read import read_books

@@ -149,11 +149,11 @@ def links(rng, genre: np.ndarray, author: np.ndarray, per_book: int = 21) -> lis
 
 def from_model(ref: str, n: int, seed: int = 0) -> Dataset:
     """A bundle's books; above its count, jittered copies of them (see the module doc)."""
-    from bookvec.cli.actions import bundle_points
+    from bookvec.library.actions import bundle_points
     from bookvec.model.bundle import open_bundle
 
     bundle = open_bundle(None if ref == "current" else ref)
-    from bookvec.cli.actions import bundle_link_weights
+    from bookvec.library.actions import bundle_link_weights
     from bookvec.sparse import DEFAULT_WEIGHTING
 
     base = list(bundle_points(bundle, bundle_link_weights(bundle, DEFAULT_WEIGHTING)))
@@ -314,7 +314,7 @@ def run_one(data: Dataset, args, workdir: Path) -> dict:
         return exact.top(vector, genre)
 
     home = workdir / f"home-{data.name.split()[0]}-{data.n}"
-    from bookvec.cli.actions import sparse_options
+    from bookvec.library.actions import sparse_options
     from bookvec.sparse import DEFAULT_WEIGHTING
 
     edge, built = build_edge(data, home / "store", sparse_options(DEFAULT_WEIGHTING, **args.index))

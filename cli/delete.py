@@ -27,7 +27,7 @@ def delete(
 
     Example: bookvec delete "Jaws (novel)" "The Deep (novel)"
     """
-    from bookvec.cli.actions import resolve_store_title
+    from bookvec.library.actions import resolve_store_title
 
     store = open_store(url, api_key, collection, read_only=dry_run)
     try:

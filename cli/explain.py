@@ -56,8 +56,8 @@ def explain(
     """
     import numpy as np
 
-    from bookvec.cli.actions import explain_sides, observed_links, resolve_bundle_book
     from bookvec.errors import TitleNotFoundError
+    from bookvec.library.actions import explain_sides, observed_links, resolve_bundle_book
 
     bundle = open_model(model)
     bundle.verify(("book_vectors.npy", "link_vectors.npy"))
@@ -68,7 +68,7 @@ def explain(
         try:
             i = resolve_bundle_book(bundle, query, exact=exact)
         except TitleNotFoundError:
-            from bookvec.cli.catalogue import find_upserted, record_links
+            from bookvec.library.catalogue import find_upserted, record_links
 
             record = find_upserted(query, exact=exact)  # a book added by upsert
             if record is None:

@@ -38,8 +38,8 @@ def run_index(
     tolerance: float | None = None,
 ) -> dict:
     from bookvec import settings
-    from bookvec.cli.actions import sparse_options
-    from bookvec.cli.catalogue import reindex
+    from bookvec.library.actions import sparse_options
+    from bookvec.library.catalogue import reindex
 
     options = options or sparse_options(DEFAULT_WEIGHTING)
     from bookvec.cli.progress import counting_progress
@@ -56,9 +56,9 @@ def run_index(
             and not full
             and incremental_parent(store, bundle, shards, replicas, options)
         ):
-            from bookvec.cli.actions import bundle_link_weights
-            from bookvec.cli.catalogue import Reindexed, finish, gather
             from bookvec.indexer.incremental import DEFAULT_TOLERANCE, reindex_incremental
+            from bookvec.library.actions import bundle_link_weights
+            from bookvec.library.catalogue import Reindexed, finish, gather
 
             with store.exclusive():  # the catalogue read and the write under one lock
                 weighting = store.info().index.sparse_weighting
@@ -208,7 +208,7 @@ def index(
     Examples: bookvec index
     BOOKVEC_QDRANT_URL=http://localhost:6333 bookvec index --shards 6 --replicas 2
     """
-    from bookvec.cli.actions import sparse_options
+    from bookvec.library.actions import sparse_options
 
     options = sparse_options(
         None if sparse == "none" else sparse,

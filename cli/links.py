@@ -33,8 +33,8 @@ def links(
     Examples: bookvec links "The Fashion in Shrouds" --limit 10
               bookvec links "Hawk of May" --missing --json
     """
-    from bookvec.cli.actions import observed_links, predicted_links, resolve_bundle_book
     from bookvec.errors import TitleNotFoundError
+    from bookvec.library.actions import observed_links, predicted_links, resolve_bundle_book
     from bookvec.model.runtime import Runtime
 
     bundle = open_model(model)
@@ -42,13 +42,13 @@ def links(
     try:
         index, upserted = resolve_bundle_book(bundle, book, exact=exact), None
     except TitleNotFoundError:
-        from bookvec.cli.catalogue import find_upserted
+        from bookvec.library.catalogue import find_upserted
 
         index, upserted = None, find_upserted(book, exact=exact)  # a book added by upsert
         if upserted is None:
             raise
     if upserted is not None:
-        from bookvec.cli.catalogue import predicted_links_for_vector, record_links
+        from bookvec.library.catalogue import predicted_links_for_vector, record_links
 
         title = f"{upserted.title} (upserted)"
         records = predicted_links_for_vector(
@@ -96,7 +96,7 @@ def similar_links(
     Examples: bookvec similar-links "science fiction"
               bookvec similar-links "Agatha Christie" --limit 5 --csv
     """
-    from bookvec.cli.actions import nearest_links, resolve_bundle_link
+    from bookvec.library.actions import nearest_links, resolve_bundle_link
 
     bundle = open_model(model)
     bundle.verify(("link_vectors.npy",))

@@ -86,7 +86,7 @@ class Books:
 def _books(bundle: Bundle) -> Books:
     import numpy as np
 
-    from bookvec.cli.catalogue import store_upserted_vectors
+    from bookvec.library.catalogue import store_upserted_vectors
 
     books = Books(
         titles=list(bundle.book_titles),

@@ -75,11 +75,11 @@ def quickstart(
 
     Example: bookvec quickstart --data ../shared/data/p15_books.ndjson
     """
-    from bookvec.cli.actions import resolve_store_title
     from bookvec.cli.common import open_store
     from bookvec.cli.index import run_index
     from bookvec.cli.train import run_training
     from bookvec.indexer import BookFilter
+    from bookvec.library.actions import resolve_store_title
     from bookvec.model.corpus.prepare import CleaningConfig
     from bookvec.model.training.config import TrainConfig
 

@@ -187,7 +187,7 @@ def score(
     """
     import numpy as np
 
-    from bookvec.cli.actions import resolve_bundle_book, resolve_bundle_link
+    from bookvec.library.actions import resolve_bundle_book, resolve_bundle_link
     from bookvec.model.runtime import Runtime
 
     if pairs is None and (book is None or link is None):
@@ -210,7 +210,7 @@ def score(
             try:
                 b = resolve_bundle_book(bundle, row.book, exact=exact)
             except TitleNotFoundError:
-                from bookvec.cli.catalogue import find_upserted
+                from bookvec.library.catalogue import find_upserted
 
                 record = find_upserted(row.book, exact=exact)  # a book added by upsert
                 if record is None:
@@ -236,7 +236,7 @@ def score(
         np.asarray([link_idx[i] for i in trained], dtype=np.int64),
     )
     if upserted:
-        from bookvec.cli.catalogue import VectorScorer
+        from bookvec.library.catalogue import VectorScorer
 
         scorer = VectorScorer(bundle, runtime)
         for i, record in upserted.items():

@@ -70,8 +70,8 @@ def _link_vector(model: str | None, link: str, exact: bool, store_model: str | N
     """The page's unit vector from the bundle the store was indexed with, and its name."""
     import numpy as np
 
-    from bookvec.cli.actions import resolve_bundle_link
     from bookvec.cli.common import open_model
+    from bookvec.library.actions import resolve_bundle_link
 
     bundle = open_model(model)
     bundle.verify(("link_vectors.npy", "links.parquet"))
@@ -174,8 +174,8 @@ def search(
               bookvec search --link "science fiction" --year-from 1950 --csv
               bookvec search "Emma" --mode dense --diverse
     """
-    from bookvec.cli.actions import resolve_store_titles
     from bookvec.indexer import BookFilter
+    from bookvec.library.actions import resolve_store_titles
 
     _check_query(title, like, unlike, link)
     if mode is not None and mode not in ("dense", "sparse", "hybrid"):

@@ -59,8 +59,8 @@ def run_training(
 
 def catalogue_books() -> list:
     """The store's upserted books as corpus records (none when there is no store yet)."""
-    from bookvec.cli.catalogue import raw_books
     from bookvec.indexer import open_store
+    from bookvec.library.catalogue import raw_books
 
     if not settings.store_dir().exists() and settings.QdrantSettings.from_env().url is None:
         return []

@@ -41,8 +41,8 @@ def folded_points(
 ) -> Iterator[Any]:
     """Books -> store points, one batch of `batch` books at a time (one ONNX call each);
     books the model cannot place go to `rejected`."""
-    from bookvec.cli.actions import fold_in_books
     from bookvec.indexer.points import batched
+    from bookvec.library.actions import fold_in_books
 
     for chunk in batched(books, batch):
         folded = fold_in_books(chunk, bundle, runtime, weights)
@@ -90,7 +90,7 @@ def upsert(
     Examples: bookvec upsert new_books.jsonl
     zcat books.ndjson.gz | bookvec upsert - --skip-invalid --rejects rejects.jsonl --json
     """
-    from bookvec.cli.rejects import Rejects
+    from bookvec.library.rejects import Rejects
     from bookvec.model.corpus.read import read_books
     from bookvec.model.runtime import Runtime
 
@@ -123,7 +123,7 @@ def _store(books, bundle, runtime, rejects, dry_run, url, api_key, collection) -
                 hint="run `bookvec index` to rebuild it with the current model, then upsert",
             )
         # New books' sparse vectors are weighted as the indexed ones (the bundle's IDF).
-        from bookvec.cli.actions import bundle_link_weights, sparse_options
+        from bookvec.library.actions import bundle_link_weights, sparse_options
 
         weighting = info.index.sparse_weighting if info and info.index.has_sparse else None
         weights = bundle_link_weights(bundle, weighting)
@@ -163,8 +163,8 @@ def _report(counts, rejects, *, dry_run: bool, json_: bool, rejects_file: str | 
     """The counts on stdout (the --json report lists the first rejects.KEEP rejects, its
     "rejected" is the whole count); at most rejects.WARN rejects as warnings on stderr. An
     input in which every record was rejected exits 1."""
-    from bookvec.cli.rejects import WARN, as_dict
     from bookvec.errors import InputError
+    from bookvec.library.rejects import WARN, as_dict
 
     report: dict[str, Any] = {
         **counts,

@@ -42,7 +42,7 @@ def vectors(
     table = vectors_io.bundle_table(bundle, links=links, raw=raw)
     upserted = 0
     if not links and not raw:  # upserted books have folded-in (unit) vectors only
-        from bookvec.cli.catalogue import with_upserted
+        from bookvec.library.catalogue import with_upserted
 
         table, upserted, note = with_upserted(table, bundle)
         if note:

@@ -157,11 +157,11 @@ def test_upsert_reads_the_input_lazily(home, monkeypatch):
             yield Book(i)
 
     def fold(chunk, bundle, runtime, weights=None):
-        from bookvec.cli.actions import FoldInResult
+        from bookvec.library.actions import FoldInResult
 
         return FoldInResult(points=[f"point of {book.title}" for book in chunk])
 
-    monkeypatch.setattr("bookvec.cli.actions.fold_in_books", fold)
+    monkeypatch.setattr("bookvec.library.actions.fold_in_books", fold)
     stream = command.folded_points(books(), None, None, [], lambda n: None, batch=10)
     assert next(stream) == "point of Lazy 0"
     assert len(seen) == 10  # the first batch only

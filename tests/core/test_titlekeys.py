@@ -4,9 +4,9 @@ in step with the Edge store through index, upsert (in place and on a copy) and d
 import numpy as np
 import pytest
 
-from bookvec.cli.actions import resolve_store_title, resolve_store_titles
 from bookvec.errors import AmbiguousTitleError, TitleNotFoundError
 from bookvec.indexer import BookPoint, open_store
+from bookvec.library.actions import resolve_store_title, resolve_store_titles
 from bookvec.settings import QdrantSettings
 from bookvec.titlekeys import FILE
 from bookvec.titles import TitleIndex
@@ -130,7 +130,7 @@ def test_complete_by_loose_prefix(store):
 def test_a_bundle_resolves_through_the_keys_it_was_written_with(trained_home):
     import os
 
-    from bookvec.cli.actions import _bundle_title_keys
+    from bookvec.library.actions import _bundle_title_keys
     from bookvec.model.bundle import open_bundle
     from bookvec.settings import ENV_HOME
 

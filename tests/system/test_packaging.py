@@ -39,7 +39,7 @@ def test_wheel_contains_every_package(tmp_path):
 def test_query_commands_never_import_torch():
     code = (
         "import sys\n"
-        "import bookvec.cli.main, bookvec.cli.actions, bookvec.model.runtime, bookvec.indexer\n"
+        "import bookvec.cli.main, bookvec.library.actions, bookvec.model.runtime, bookvec.indexer\n"
         "import bookvec.model.bundle, bookvec.model.corpus.read, bookvec.model.corpus.prepare\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )

@@ -112,9 +112,9 @@ def test_a_missing_pointer_is_recovered_and_an_upsert_keeps_every_book(mutable_h
 
 
 def test_catalogue_as_a_training_corpus(mutable_home, tmp_path):
-    from bookvec.cli.actions import bundle_cleaning
-    from bookvec.cli.catalogue import raw_books
     from bookvec.cli.common import open_store
+    from bookvec.library.actions import bundle_cleaning
+    from bookvec.library.catalogue import raw_books
     from bookvec.model.corpus.prepare import prepare_books
 
     bundle = open_bundle(None, models_dir=mutable_home / "models")
@@ -164,7 +164,7 @@ def test_collection_names_and_model_ids_are_not_paths(mutable_home, tmp_path):
 def test_the_vector_scorer_is_the_score_graph(trained_home):
     import numpy as np
 
-    from bookvec.cli.catalogue import VectorScorer
+    from bookvec.library.catalogue import VectorScorer
     from bookvec.model.runtime import Runtime
 
     bundle = open_bundle(None, models_dir=trained_home / "models")
@@ -306,7 +306,7 @@ def test_an_upsert_during_a_reindex_fails_fast_instead_of_being_left_out(mutable
     upsert by another process in between is refused (StoreLockedError), never silently lost."""
     import pytest
 
-    import bookvec.cli.catalogue as catalogue
+    import bookvec.library.catalogue as catalogue
     from bookvec.errors import StoreLockedError
     from bookvec.indexer import BookPoint, open_store
     from bookvec.settings import QdrantSettings

@@ -195,8 +195,8 @@ def test_a_full_disk_while_saving_a_checkpoint_leaves_no_temporary_file(tmp_path
 
 
 def test_a_full_disk_while_writing_rejects_removes_the_partial_file(tmp_path):
-    from bookvec.cli.rejects import Rejects
     from bookvec.errors import DiskFullError
+    from bookvec.library.rejects import Rejects
 
     target = tmp_path / "rejects.jsonl"
     rejects = Rejects(str(target))

@@ -200,7 +200,7 @@ def test_an_upsert_whose_every_record_is_rejected_exits_1(trained_home, tmp_path
 
 
 def test_many_rejects_stream_to_their_file_and_are_capped_elsewhere(mutable_home, tmp_path):
-    from bookvec.cli.rejects import KEEP, WARN
+    from bookvec.library.rejects import KEEP, WARN
 
     known = _links(mutable_home)
     lines = []

@@ -78,7 +78,7 @@ def index_bundle(bundle, store, *, progress: Callable[[int], None] | None = None
     """Replace the collection's contents with the bundle's books plus the upserted books of
     its catalogue, folded in again (atomic on both backends; see catalogue.reindex), each with
     its dense vector and the default sparse vector of its links."""
-    from bookvec.cli.catalogue import reindex
+    from bookvec.library.catalogue import reindex
     from bookvec.sparse import DEFAULT_WEIGHTING
 
     return reindex(
@@ -131,8 +131,8 @@ class FoldInResult:
 def fold_in_books(books: Iterable[Any], bundle, runtime, weights=None) -> FoldInResult:
     """New books -> store points, their vectors folded in from the links the model knows
     (and with ``weights``, their sparse vectors from the same links: link index = dimension)."""
-    from bookvec.cli.catalogue import cleaned_links, upsert_payload
     from bookvec.indexer import BookPoint
+    from bookvec.library.catalogue import cleaned_links, upsert_payload
     from bookvec.model.corpus.read import book_payload
 
     cleaning = bundle_cleaning(bundle)

@@ -35,7 +35,7 @@ def upsert_payload(payload: dict[str, Any], links: list[str], known: list[str], 
     """An upserted book's payload: the book's fields, its links, source and content hash.
     The same function for a first upsert and a reindex, so that upserting the same file
     again after `bookvec index` finds the books unchanged."""
-    from bookvec.cli.actions import content_hash
+    from bookvec.library.actions import content_hash
 
     body = {k: v for k, v in payload.items() if k not in _DERIVED}
     body["title"] = payload["title"]
@@ -54,8 +54,8 @@ class Refolded:
 def refold(books: Iterable[UpsertedBook], bundle, runtime, weights=None) -> Refolded:
     """Upserted books -> store points under this bundle (the runtime's fold-in); with
     ``weights`` (actions.bundle_link_weights) their sparse vectors too."""
-    from bookvec.cli.actions import bundle_cleaning
     from bookvec.indexer import BookPoint
+    from bookvec.library.actions import bundle_cleaning
 
     cleaning = bundle_cleaning(bundle)
     link_index = bundle.link_index
@@ -94,7 +94,7 @@ def gather(bundle, store, *, weights=None, runtime=None) -> tuple[Iterator[Any],
     """What a reindex writes: the points (every trained book, then every upserted book folded
     in again; an upserted title also in the bundle keeps its upserted version: the user's
     latest word on it), how many trained books they hold, and the upserted books refolded."""
-    from bookvec.cli.actions import bundle_points
+    from bookvec.library.actions import bundle_points
 
     catalogue = store.upserted()
     refolded = Refolded()
@@ -126,7 +126,7 @@ def reindex(
     """Rebuild the store from the bundle plus the catalogue (see `gather`). Books no link of
     this model places are written to a JSONL file `bookvec upsert` reads (under
     `unplaced_dir`), never silently dropped."""
-    from bookvec.cli.actions import bundle_link_weights
+    from bookvec.library.actions import bundle_link_weights
 
     index_options = options.get("options")
     weights = bundle_link_weights(bundle, getattr(index_options, "sparse_weighting", None))
@@ -242,10 +242,10 @@ def find_upserted(query: str, *, exact: bool = False):
     """The store's record (with its vector) of an upserted book a title names, or None: for
     commands that take a title and read the bundle, when the bundle does not know it."""
     from bookvec import settings
-    from bookvec.cli.actions import resolve_store_title
     from bookvec.errors import BookvecError
     from bookvec.indexer import open_store
     from bookvec.indexer.catalogue import is_upserted
+    from bookvec.library.actions import resolve_store_title
 
     try:
         store = open_store(
@@ -278,7 +278,7 @@ def predicted_links_for_vector(bundle, runtime, record, *, limit: int, missing_o
     """actions.predicted_links for an upserted book (its stored vector)."""
     import numpy as np
 
-    from bookvec.cli.actions import ranked_links
+    from bookvec.library.actions import ranked_links
 
     probability = VectorScorer(bundle, runtime).score(record.vector, np.arange(bundle.n_links))
     return ranked_links(bundle, probability, record_links(record, bundle), limit, missing_only)
