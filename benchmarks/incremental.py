@@ -181,7 +181,7 @@ def run(corpus: Path, seed: int, repeats: int, threads: int | None, warm_overrid
                 b = train_bundle(work / "full.ndjson", warm_start=old, config=cfg, **quiet)
             else:
                 b = train_bundle(work / "full.ndjson", config=config, **quiet)
-            seconds = b.manifest["metrics"]["train_seconds"]
+            seconds = b.manifest.metrics["train_seconds"]
             runs[method].append({"wall_s": time.perf_counter() - t, "train_s": seconds})
             bundles[method] = b  # same seed: every repeat gives the same vectors
 
@@ -224,7 +224,7 @@ def run(corpus: Path, seed: int, repeats: int, threads: int | None, warm_overrid
             wall_s_range=[round(min(walls), 3), round(max(walls), 3)],
             train_s=round(float(np.median(trains)), 3),
             train_s_range=[round(min(trains), 3), round(max(trains), 3)],
-            epochs=bundles[method].manifest["metrics"]["epochs_run"],
+            epochs=bundles[method].manifest.metrics["epochs_run"],
         )
         with open_store(QdrantSettings(), path=store_dir, read_only=True) as store:
             changes = diff_points(store, bundle_points(bundles[method]))
@@ -250,7 +250,7 @@ def run(corpus: Path, seed: int, repeats: int, threads: int | None, warm_overrid
         "new_books": int(len(new_rows)),
         "links_old": old.n_links,
         "links_full": full.n_links,
-        "warm_start": bundles["warm"].manifest.get("warm_start"),
+        "warm_start": bundles["warm"].manifest.warm_start,
         "repeats": repeats,
         "old_model_wall_s": round(old_seconds, 3),
         "full_index_seconds_90%": round(full_index_seconds, 3),

@@ -58,6 +58,14 @@ class BundleError(BookvecError):
     """A model bundle is missing, incomplete, corrupt or of an unknown format."""
 
 
+class BundleFormatError(BundleError):
+    """A model bundle of another format version (an older bookvec's): train it again."""
+
+    def __init__(self, message: str, *, version: object, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.version = version
+
+
 class TitleNotFoundError(BookvecError):
     """A title is not known. ``suggestions`` holds the closest known titles."""
 

@@ -14,10 +14,11 @@ it spends time computing (or storing books).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from bookvec.errors import ConfigError
@@ -108,3 +109,49 @@ def check_output_dir(path: str | Path, *, what: str = "output directory") -> Pat
     if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK):
         raise ConfigError(f"{what} {path}: cannot create it in {parent} (read-only?)")
     return target
+
+
+# --- the one atomic write, directory fsync and file hash of the project ----------------------
+
+
+def write_atomic(path: str | Path, data: str | bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` by ``data`` all at once: written beside it, then renamed over it, so a
+    reader sees the old content or the new, never a part. ``durable``: fsync before the rename
+    (a manifest, a pointer); off for caches a crash may lose."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a directory's entries durable (best effort: skipped where it cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -85,14 +84,8 @@ def open_model(model: str | None):
     return open_bundle(model)
 
 
-def read_manifest_quietly(model_id: str | None) -> dict | None:
+def read_manifest_quietly(model_id: str | None):
     """The manifest of a model id if it is on this machine (for labels), else None."""
-    if not model_id:
-        return None
-    import json
+    from bookvec.model.manifest import manifest_of
 
-    path = settings.models_dir() / model_id / "manifest.json"
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return manifest_of(model_id)

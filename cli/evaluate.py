@@ -1,6 +1,6 @@
 """`bookvec evaluate` (how good are the vectors, next to the baselines) and `bookvec similarity`
-(the pairwise cosine matrix of a few books). Neither imports torch, unless the training split
-must be re-run through the trainer (see ``held_out_pairs_for``)."""
+(the pairwise cosine matrix of a few books). Neither imports torch: the bundle holds the
+training and held-out pairs."""
 
 from __future__ import annotations
 
@@ -15,9 +15,6 @@ from bookvec.cli.app import app
 from bookvec.cli.common import JsonOption, ModelOption, open_model
 from bookvec.errors import ConfigError
 
-HELD_OUT_FILE = "held_out_pairs.npy"
-
-
 # ---------------------------------------------------------------------------------------------
 # The corpus and the held-out split a bundle was trained with
 
@@ -25,23 +22,21 @@ HELD_OUT_FILE = "held_out_pairs.npy"
 def corpus_pairs_for(bundle, data: Path | None = None) -> tuple[np.ndarray | None, str]:
     """All (book, link) pairs of the corpus the bundle was trained on, and where they came from.
 
-    The bundle's ``pairs.parquet`` when it has one; else the corpus file re-prepared (the
-    manifest's path, or ``data``, with the manifest's cleaning), accepted only when it has the
-    recorded sha256 and gives the bundle's books and links.
+    The bundle's ``pairs.parquet``; with ``data``, that corpus file prepared again (with the
+    manifest's cleaning), accepted only when it has the recorded sha256 and gives the bundle's
+    books and links.
     """
-    if data is None and bundle.pairs is not None:
+    if data is None:
         return bundle.pairs, "pairs.parquet in the bundle"
-    from bookvec.model.corpus.prepare import CleaningConfig, prepare
+    from bookvec.model.corpus.prepare import prepare
 
-    corpus = bundle.manifest.get("corpus", {})
-    path = Path(data) if data is not None else Path(corpus.get("path", ""))
-    if not str(path) or not path.is_file():
-        return None, f"corpus file {str(path)!r} not found (pass it with --data)"
-    cleaning = CleaningConfig.from_dict(bundle.manifest.get("cleaning", {}))
+    corpus = bundle.manifest.corpus
+    path = Path(data)
+    if not path.is_file():
+        return None, f"corpus file {str(path)!r} not found"
     output.log(f"preparing {path} again to rebuild the pairs ...")
-    prepared = prepare(path, cleaning)
-    expected = corpus.get("sha256")
-    if expected and prepared.source_sha256 != expected:
+    prepared = prepare(path, bundle.manifest.cleaning_config())
+    if corpus.sha256 and prepared.source_sha256 != corpus.sha256:
         return None, f"{path} is not the file the model was trained on (sha256 differs)"
     same = (
         prepared.n_books == bundle.n_books
@@ -53,50 +48,12 @@ def corpus_pairs_for(bundle, data: Path | None = None) -> tuple[np.ndarray | Non
     return prepared.pairs, f"{path}, prepared again"
 
 
-def held_out_pairs_for(bundle, pairs: np.ndarray) -> tuple[np.ndarray | None, str]:
-    """The (book, link) pairs training held out, and where they came from.
-
-    ``held_out_pairs.npy`` in the bundle when it is there; else the trainer's own seeded split
-    (``bookvec.model.training.train.holdout``) re-run with the manifest's training config on the
-    corpus pairs, accepted when it holds out as many pairs as the manifest recorded.
-    The second way imports torch (the ``train`` extra).
-    """
-    file = bundle.file(HELD_OUT_FILE)
-    if file.is_file():
-        return np.load(file), f"{HELD_OUT_FILE} in the bundle"
-    try:
-        config = bundle.manifest.get("config", {})
-        held = training_split(config, pairs, bundle.n_books, bundle.n_links)
-    except ImportError:
-        return None, "recovering the training split needs torch: pip install 'bookvec[train]'"
-    if held is None:
+def held_out_pairs_for(bundle) -> tuple[np.ndarray | None, str]:
+    """The (book, link) pairs training held out (``held_out_pairs.npy``), and a note."""
+    held = bundle.held_out_pairs
+    if not len(held):
         return None, "the model was trained without holding pairs out"
-    recorded = bundle.manifest.get("metrics", {}).get("n_validation_pairs")
-    if recorded is not None and recorded != len(held):
-        return None, f"the training split gives {len(held)} pairs, the manifest {recorded}"
-    return held, "the trainer's seeded split, re-run"
-
-
-def training_split(
-    config: dict[str, Any], pairs: np.ndarray, n_books: int, n_links: int
-) -> np.ndarray | None:
-    """The held-out pairs (H, 2) of ``bookvec.model.training.train.holdout`` for this training
-    config
-    (None when it holds nothing out). Imports torch; raises ImportError without it."""
-    from bookvec.model.training.config import TrainConfig
-
-    train_config = TrainConfig.from_dict(config)
-    if train_config.validation_fraction <= 0:
-        return None
-    import torch
-
-    from bookvec.model.training.train import holdout
-
-    tensor = torch.from_numpy(np.ascontiguousarray(pairs, dtype=np.int64))
-    _, _, val = holdout(tensor, n_books, n_links, train_config)
-    if val is None:
-        return None
-    return np.stack([val[0].numpy(), val[1].numpy()], axis=1)
+    return held, "held_out_pairs.npy in the bundle"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,7 +106,7 @@ def evaluate(
     if pairs is None:
         output.warn(f"{corpus_note}: link prediction, baselines and link probes are skipped")
     else:
-        held, split_note = held_out_pairs_for(bundle, pairs)
+        held, split_note = held_out_pairs_for(bundle)
         if held is None:
             output.warn(f"{split_note}: link prediction is skipped")
     result = evaluate_embeddings(
@@ -167,7 +124,7 @@ def evaluate(
     )
     if search_queries and pairs is not None:
         result["search"] = search_modes(bundle, pairs, held, search_queries, seed, result["k"])
-    metrics = bundle.manifest.get("metrics", {})
+    metrics = bundle.manifest.metrics
     report = {
         "model": {
             "id": bundle.model_id,

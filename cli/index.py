@@ -127,7 +127,7 @@ def run_index(
 def incremental_parent(store, bundle, shards, replicas, options) -> bool:
     """True when the store holds the vectors of the model this bundle was warm-started from,
     in the same layout: then only what changed is written (``bookvec.indexer.incremental``)."""
-    parent = (bundle.manifest.get("warm_start") or {}).get("parent")
+    parent = (bundle.manifest.warm_start or {}).get("parent")
     info = store.info() if parent else None
     return (
         info is not None

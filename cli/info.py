@@ -29,15 +29,15 @@ def _model_info(model: str | None) -> dict[str, Any]:
     return {
         "id": bundle.model_id,
         "path": str(bundle.path),
-        "created": manifest.get("created"),
+        "created": manifest.created,
         "books": bundle.n_books,
         "links": bundle.n_links,
-        "pairs": manifest.get("counts", {}).get("pairs"),
+        "pairs": manifest.counts.pairs,
         "dim": bundle.dim,
-        "objective": manifest.get("config", {}).get("objective"),
+        "objective": manifest.config.get("objective"),
         "synthetic": bundle.synthetic,
-        "corpus": manifest.get("corpus", {}).get("path"),
-        "metrics": manifest.get("metrics", {}),
+        "corpus": manifest.corpus.path,
+        "metrics": manifest.metrics,
     }
 
 

@@ -89,7 +89,7 @@ def quickstart(
     bundle = run_training(
         corpus, config=TrainConfig(), cleaning=CleaningConfig(), synthetic=synthetic or None
     )
-    metrics = bundle.manifest["metrics"]
+    metrics = bundle.manifest.metrics
     output.log(
         f"trained in {metrics.get('train_seconds', 0):.1f} s, "
         f"validation AUC {metrics.get('val_auc', float('nan')):.4f}"

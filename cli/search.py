@@ -213,7 +213,7 @@ def search(
     finally:
         store.close()
     manifest = read_manifest_quietly(store_model)
-    synthetic = bool(manifest and manifest.get("corpus", {}).get("synthetic"))
+    synthetic = bool(manifest and manifest.corpus.synthetic)
     records = [output.hit_record(hit.title, hit.score, hit.payload) for hit in hits]
     if synthetic:
         for record in records:

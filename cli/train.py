@@ -74,16 +74,16 @@ def catalogue_books() -> list:
 
 
 def summary(bundle) -> dict:
-    metrics = bundle.manifest.get("metrics", {})
+    metrics = bundle.manifest.metrics
     return {
         "model": bundle.model_id,
         "path": str(bundle.path),
         "books": bundle.n_books,
         "links": bundle.n_links,
-        "pairs": bundle.manifest["counts"]["pairs"],
+        "pairs": bundle.manifest.counts.pairs,
         "synthetic": bundle.synthetic,
         "metrics": metrics,
-        "warm_start": bundle.manifest.get("warm_start"),
+        "warm_start": bundle.manifest.warm_start,
     }
 
 

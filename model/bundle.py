@@ -1,31 +1,36 @@
 """The model bundle: one directory that training writes and everything else only reads.
 
     models/<model_id>/
-      manifest.json      format version, config, corpus, counts, metrics, versions, file hashes
-      books.parquet      index, title, genres, author, ... (the payload source)
-      links.parquet      index, name, count
-      pairs.parquet      book, link (int32): the training pairs, file order (optional: older
-                         bundles lack it; ``Bundle.pairs`` is None then)
-      book_vectors.npy   L2-normalised float32 (n_books, dim)
-      link_vectors.npy   L2-normalised float32 (n_links, dim)
-      score.onnx         book_idx[N], link_idx[N] -> probability[N]
-      fold_in.onnx       link_idx[K, L], mask[K, L] -> vector[K, dim]
-      weights.pt         raw tables and dense layer (for resuming; optional)
-    models/CURRENT       one line: the model_id of the current bundle
+      manifest.json            the typed ``Manifest``: format version, config, corpus, counts,
+                               metrics, versions, file hashes
+      books.parquet            index, title, genres, author, ... (the payload source)
+      links.parquet            index, name, count
+      pairs.parquet            book, link (int32): the training pairs, file order
+      held_out_pairs.npy       int32 (H, 2): the validation positives (H = 0 without a split)
+      book_vectors.npy         L2-normalised float32 (n_books, dim)
+      link_vectors.npy         L2-normalised float32 (n_links, dim)
+      score.onnx               book_idx[N], link_idx[N] -> probability[N]
+      fold_in.onnx             link_idx[K, L], mask[K, L] -> vector[K, dim]
+      book_embeddings_raw.npy  float32 tables before normalisation (optional: warm starts,
+      link_embeddings_raw.npy  ``bookvec vectors --raw``)
+      weights.pt               raw tables and dense layer (optional: resuming)
+    models/CURRENT             one line: the model_id of the current bundle
 
-A bundle is built in a hidden temporary directory beside its final place and renamed into
-place only when complete; CURRENT is replaced with ``os.replace``. An interrupted run never
-leaves a half bundle where a good one was. No torch here: the runtime and the indexer read this.
+Format 2 makes ``pairs.parquet`` and ``held_out_pairs.npy`` required, so nothing downstream
+needs the corpus file or torch; a format-1 bundle is refused with a BundleFormatError telling
+to retrain. A bundle is built in a hidden temporary directory beside its final place and renamed
+into place only when complete; CURRENT is replaced atomically. An interrupted run never leaves a
+half bundle where a good one was. No torch here: the runtime and the indexer read this.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -35,29 +40,55 @@ import numpy as np
 
 from bookvec import settings
 from bookvec.errors import BundleError, DataNotFoundError
+from bookvec.model.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    RETRAIN,
+    CorpusInfo,
+    Counts,
+    FileEntry,
+    Manifest,
+    manifest_of,
+    read_manifest,
+)
+from bookvec.outfiles import fsync_dir, write_atomic
+from bookvec.outfiles import sha256_file as sha256_of
 
 if TYPE_CHECKING:
     import polars as pl
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
+__all__ = [
+    "FORMAT_VERSION", "MANIFEST", "Bundle", "BundleWriter", "Counts", "CorpusInfo", "FileEntry",
+    "Manifest", "fsync_dir", "manifest_of", "open_bundle", "read_manifest", "sha256_of",
+]  # fmt: skip
+
+# The bundle's file names, defined here only (and MANIFEST in bookvec.model.manifest).
 CURRENT = "CURRENT"
+BOOKS = "books.parquet"
+LINKS = "links.parquet"
+PAIRS = "pairs.parquet"
+HELD_OUT_PAIRS = "held_out_pairs.npy"
+BOOK_VECTORS = "book_vectors.npy"
+LINK_VECTORS = "link_vectors.npy"
+SCORE_GRAPH = "score.onnx"
+FOLD_IN_GRAPH = "fold_in.onnx"
+RAW_BOOK_TABLE = "book_embeddings_raw.npy"
+RAW_LINK_TABLE = "link_embeddings_raw.npy"
+WEIGHTS = "weights.pt"
 REQUIRED_FILES = (
-    "books.parquet",
-    "links.parquet",
-    "book_vectors.npy",
-    "link_vectors.npy",
-    "score.onnx",
-    "fold_in.onnx",
+    BOOKS,
+    LINKS,
+    PAIRS,
+    HELD_OUT_PAIRS,
+    BOOK_VECTORS,
+    LINK_VECTORS,
+    SCORE_GRAPH,
+    FOLD_IN_GRAPH,
 )
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+# ---------------------------------------------------------------------------------------------
+# A bundle on disk
 
 
 @dataclass(frozen=True)
@@ -65,27 +96,27 @@ class Bundle:
     """A model bundle on disk. Tables and vectors are loaded on first use."""
 
     path: Path
-    manifest: dict[str, Any] = field(repr=False)
+    manifest: Manifest = field(repr=False)
 
     @property
     def model_id(self) -> str:
-        return self.manifest["model_id"]
+        return self.manifest.model_id
 
     @property
     def dim(self) -> int:
-        return int(self.manifest["counts"]["dim"])
+        return self.manifest.counts.dim
 
     @property
     def n_books(self) -> int:
-        return int(self.manifest["counts"]["books"])
+        return self.manifest.counts.books
 
     @property
     def n_links(self) -> int:
-        return int(self.manifest["counts"]["links"])
+        return self.manifest.counts.links
 
     @property
     def synthetic(self) -> bool:
-        return bool(self.manifest.get("corpus", {}).get("synthetic", False))
+        return self.manifest.corpus.synthetic
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -94,32 +125,34 @@ class Bundle:
     def books(self) -> pl.DataFrame:
         import polars as pl
 
-        return pl.read_parquet(self.file("books.parquet"))
+        return pl.read_parquet(self.file(BOOKS))
 
     @cached_property
     def links(self) -> pl.DataFrame:
         import polars as pl
 
-        return pl.read_parquet(self.file("links.parquet"))
+        return pl.read_parquet(self.file(LINKS))
 
     @cached_property
-    def pairs(self) -> np.ndarray | None:
-        """The (book index, link index) pairs trained on, int32 (P, 2); None if not stored."""
+    def pairs(self) -> np.ndarray:
+        """The (book index, link index) pairs trained on, int32 (P, 2), file order."""
         import polars as pl
 
-        path = self.file("pairs.parquet")
-        if not path.is_file():
-            return None
-        frame = pl.read_parquet(path, columns=["book", "link"])
+        frame = pl.read_parquet(self.file(PAIRS), columns=["book", "link"])
         return frame.to_numpy().astype(np.int32, copy=False).reshape(-1, 2)
 
     @cached_property
+    def held_out_pairs(self) -> np.ndarray:
+        """The validation positives training held out, int32 (H, 2); H = 0 without a split."""
+        return np.load(self.file(HELD_OUT_PAIRS)).astype(np.int32, copy=False).reshape(-1, 2)
+
+    @cached_property
     def book_vectors(self) -> np.ndarray:
-        return np.load(self.file("book_vectors.npy"), mmap_mode="r")
+        return np.load(self.file(BOOK_VECTORS), mmap_mode="r")
 
     @cached_property
     def link_vectors(self) -> np.ndarray:
-        return np.load(self.file("link_vectors.npy"), mmap_mode="r")
+        return np.load(self.file(LINK_VECTORS), mmap_mode="r")
 
     @cached_property
     def book_titles(self) -> list[str]:
@@ -139,91 +172,35 @@ class Bundle:
 
     def verify(self, names: tuple[str, ...] | None = None) -> None:
         """Check the files' sha256 against the manifest; raise BundleError on any mismatch."""
-        recorded = self.manifest.get("files", {})
+        recorded = self.manifest.files
         for name in names or tuple(recorded):
             if name not in recorded:
                 raise BundleError(f"bundle {self.path}: {name} is not listed in its manifest")
             path = self.file(name)
             if not path.is_file():
-                raise BundleError(
-                    f"bundle {self.path}: {name} is missing",
-                    hint="train again with `bookvec train`",
-                )
-            if sha256_of(path) != recorded[name]["sha256"]:
+                raise BundleError(f"bundle {self.path}: {name} is missing", hint=RETRAIN)
+            if sha256_of(path) != recorded[name].sha256:
                 raise BundleError(
                     f"bundle {self.path}: {name} does not match the hash in its manifest",
                     hint="the file was changed or damaged; train again with `bookvec train`",
                 )
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
-    manifest_path = path / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleError(
-            f"{path} is not a model bundle (no {MANIFEST})",
-            hint="train one with `bookvec train`",
-        ) from None
-    except (OSError, ValueError) as exc:  # ValueError: bad JSON, bad UTF-8, huge integers
-        raise BundleError(
-            f"{manifest_path}: unreadable manifest ({str(exc).split(';')[0]})",
-            hint="train again with `bookvec train`",
-        ) from None
-    version = manifest.get("format_version") if isinstance(manifest, dict) else None
-    if isinstance(manifest, dict) and version != FORMAT_VERSION:
-        raise BundleError(
-            f"{path}: bundle format {version!r}, this bookvec reads format {FORMAT_VERSION}",
-            hint="train again with this version of bookvec",
-        )
-    problem = _manifest_problem(manifest)
-    if problem:
-        raise BundleError(
-            f"{manifest_path}: malformed manifest ({problem})",
-            hint="train again with `bookvec train`",
-        )
-    return manifest
-
-
-def _manifest_problem(manifest: Any) -> str | None:
-    """What is wrong with a manifest's shape (the fields every reader relies on), if anything."""
-    if not isinstance(manifest, dict):
-        return f"a JSON {type(manifest).__name__}, not an object"
-    if not isinstance(manifest.get("model_id"), str) or not manifest["model_id"]:
-        return "no model_id string"
-    counts = manifest.get("counts")
-    if not isinstance(counts, dict):
-        return "no counts object"
-    for key in ("books", "links", "dim"):
-        value = counts.get(key)
-        if type(value) is not int or value < (1 if key == "dim" else 0):
-            return f"counts.{key} is {value!r}, not a count"
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        return "no files object"
-    for name, meta in files.items():
-        if not (
-            isinstance(meta, dict)
-            and isinstance(meta.get("sha256"), str)
-            and type(meta.get("size")) is int
-        ):
-            return f"files.{name} lacks a sha256 string or a size"
-    return None
-
-
-def check_files(path: Path, manifest: dict[str, Any]) -> None:
-    """Cheap integrity check for every open: each file is there with its recorded size."""
-    for name, meta in manifest.get("files", {}).items():
+def check_files(path: Path, manifest: Manifest) -> None:
+    """Cheap integrity check for every open: each required file is listed, each listed file is
+    there with its recorded size."""
+    for name in REQUIRED_FILES:
+        if name not in manifest.files:
+            raise BundleError(f"bundle {path}: {name} is not listed in its manifest", hint=RETRAIN)
+    for name, meta in manifest.files.items():
         file_path = path / name
         try:
             size = file_path.stat().st_size
         except FileNotFoundError:
+            raise BundleError(f"bundle {path}: {name} is missing", hint=RETRAIN) from None
+        if size != meta.size:
             raise BundleError(
-                f"bundle {path}: {name} is missing", hint="train again with `bookvec train`"
-            ) from None
-        if size != meta["size"]:
-            raise BundleError(
-                f"bundle {path}: {name} has {size} bytes, its manifest says {meta['size']}",
+                f"bundle {path}: {name} has {size} bytes, its manifest says {meta.size}",
                 hint="the file was changed or damaged; train again with `bookvec train`",
             )
 
@@ -272,9 +249,13 @@ def open_bundle(ref: str | Path | None = None, *, models_dir: Path | None = None
             f"no model bundle {str(ref)!r} (looked in {path})",
             hint="pass a bundle directory or a model id from `bookvec info`",
         )
-    manifest = _read_manifest(path)
+    manifest = read_manifest(path)
     check_files(path, manifest)
     return Bundle(path=path, manifest=manifest)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing a bundle
 
 
 def new_model_id() -> str:
@@ -287,7 +268,7 @@ class BundleWriter:
 
     with BundleWriter(models_dir) as writer:
         write files into writer.path ...
-        bundle = writer.commit(manifest)
+        bundle = writer.commit({"counts": ..., "config": ..., ...})
     Leaving the block without commit (an exception, Ctrl-C) removes the temporary directory.
     """
 
@@ -305,7 +286,9 @@ class BundleWriter:
         if self.committed is None:
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def commit(self, manifest: dict[str, Any], *, make_current: bool = True) -> Bundle:
+    def commit(self, fields: Mapping[str, Any], *, make_current: bool = True) -> Bundle:
+        """Hash the files, write the manifest (``fields`` are its other fields, as in
+        ``Manifest.to_dict()``: counts, config, corpus, ...) and rename the bundle into place."""
         missing = [name for name in REQUIRED_FILES if not (self.path / name).is_file()]
         if missing:
             raise BundleError(f"bundle incomplete, missing: {', '.join(missing)}")
@@ -313,13 +296,15 @@ class BundleWriter:
         for entry in sorted(self.path.iterdir()):
             if entry.is_file() and entry.name != MANIFEST:
                 files[entry.name] = {"sha256": sha256_of(entry), "size": entry.stat().st_size}
-        manifest = {
-            **manifest,
+        raw = {
+            **fields,
             "format_version": FORMAT_VERSION,
             "model_id": self.model_id,
             "files": files,
         }
-        _write_atomic(self.path / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+        manifest = Manifest.from_dict(raw, where=f"the manifest of {self.model_id}")
+        text = json.dumps(manifest.to_dict(), indent=2, sort_keys=True)
+        write_atomic(self.path / MANIFEST, text)
         fsync_dir(self.path)
         final = self.models_dir / self.model_id
         os.replace(self.path, final)
@@ -332,28 +317,5 @@ class BundleWriter:
 
 def set_current(model_id: str, models_dir: Path | None = None) -> None:
     models_dir = models_dir or settings.models_dir()
-    _write_atomic(models_dir / CURRENT, model_id + "\n")
+    write_atomic(models_dir / CURRENT, model_id + "\n")
     fsync_dir(models_dir)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries durable (best effort: skipped where it cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

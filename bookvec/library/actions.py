@@ -162,9 +162,8 @@ def fold_in_books(books: Iterable[Any], bundle, runtime, weights=None) -> FoldIn
 
 def bundle_cleaning(bundle):
     """The link cleaning the bundle was trained with (new books must be cleaned the same way)."""
-    from bookvec.model.corpus.prepare import CleaningConfig
 
-    return CleaningConfig.from_dict(bundle.manifest["cleaning"])
+    return bundle.manifest.cleaning_config()
 
 
 def resolve_bundle_book(bundle, query: str, *, exact: bool = False) -> int:
@@ -213,41 +212,10 @@ def _bundle_title_keys(bundle, what: str, count: int):
 
 # --- links of a book, links near a link, why two books are close -----------------------------
 
-_CORPUS_PAIRS: dict[tuple[str, str], np.ndarray] = {}
-
 
 def bundle_pairs(bundle, *, log: Callable[[str], None] | None = None) -> np.ndarray:
-    """The (book, link) pairs the bundle was trained on: its pairs.parquet, or for a bundle
-    written before that file existed, the corpus it names, prepared again with its cleaning."""
-    from pathlib import Path
-
-    from bookvec.errors import DataNotFoundError
-
-    pairs = bundle.pairs
-    if pairs is not None:
-        return pairs
-    corpus = bundle.manifest.get("corpus", {})
-    path = Path(corpus.get("path", ""))
-    key = (str(bundle.path), str(path))
-    if key not in _CORPUS_PAIRS:
-        from bookvec.model.corpus.prepare import prepare
-        from bookvec.model.corpus.read import sha256_file
-
-        retrain = "retrain with `bookvec train` (new bundles store their pairs)"
-        if not path.is_file():
-            raise DataNotFoundError(
-                f"model {bundle.model_id} does not store its pairs and its corpus {path} is gone",
-                hint=retrain,
-            )
-        if corpus.get("sha256") and sha256_file(path) != corpus["sha256"]:
-            raise DataNotFoundError(
-                f"model {bundle.model_id} does not store its pairs and its corpus {path} changed",
-                hint=retrain,
-            )
-        if log is not None:
-            log(f"reading the links of every book from {path} (this model predates pairs.parquet)")
-        _CORPUS_PAIRS[key] = prepare(path, bundle_cleaning(bundle)).pairs
-    return _CORPUS_PAIRS[key]
+    """The (book, link) pairs the bundle was trained on (its pairs.parquet)."""
+    return bundle.pairs
 
 
 def observed_links(bundle, book: int, *, log: Callable[[str], None] | None = None) -> np.ndarray:

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bookvec.errors import ConfigError, InputError
+from bookvec.model.linalg import normalise, top_k_rows
 
 if TYPE_CHECKING:
     import polars as pl
@@ -41,7 +42,6 @@ Features = np.ndarray | sp.spmatrix | sp.sparray
 BASELINES = ("random", "binary_links", "tfidf", "svd", "als")
 DEFAULT_K = 10
 _TARGET_CELLS = 1 << 24  # scores in flight, all threads together (64 MB of float32)
-_BLOCK = 64  # columns per block in the exact top-k (see ``_top_k_rows``)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,46 +99,6 @@ def book_link_matrix(
 
 # ---------------------------------------------------------------------------------------------
 # Exact k nearest neighbours by cosine
-
-
-def normalise(features: Features) -> Features:
-    """Rows scaled to unit L2 norm (zero rows stay zero); float32; sparse stays sparse CSR."""
-    if sp.issparse(features):
-        matrix = sp.csr_matrix(features, dtype=np.float32, copy=True)
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        matrix.data *= np.repeat(scale, np.diff(matrix.indptr)).astype(np.float32)
-        return matrix
-    dense = np.asarray(features, dtype=np.float32)
-    norms = np.linalg.norm(dense, axis=1, keepdims=True)
-    return dense / np.maximum(norms, 1e-12)
-
-
-def _top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the ``k`` largest scores of each row, largest first (exact).
-
-    Scanning for the top k of 37k numbers with ``argpartition`` costs about as much as the
-    matrix product that made them. Instead: the maximum of each block of 64 columns, the k
-    blocks with the largest maxima (the top k elements can only lie in those: any other block
-    is beaten by k block maxima), then ``argpartition`` over those k x 64 candidates.
-    """
-    rows, n = scores.shape
-    if k >= n:
-        top = np.tile(np.arange(n), (rows, 1))
-    elif n <= k * _BLOCK * 4:
-        top = np.argpartition(scores, n - k, axis=1)[:, n - k :]
-    else:
-        maxima = np.maximum.reduceat(scores, np.arange(0, n, _BLOCK), axis=1)
-        n_blocks = maxima.shape[1]
-        best = np.argpartition(maxima, n_blocks - k, axis=1)[:, n_blocks - k :]
-        columns = (best[:, :, None] * _BLOCK + np.arange(_BLOCK)).reshape(rows, -1)
-        outside = columns >= n  # the last block may be short
-        candidates = np.take_along_axis(scores, np.minimum(columns, n - 1), axis=1)
-        candidates[outside] = -np.inf
-        pick = np.argpartition(candidates, candidates.shape[1] - k, axis=1)[:, -k:]
-        top = np.take_along_axis(columns, pick, axis=1)
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1)
 
 
 def default_threads() -> int:
@@ -206,7 +166,7 @@ def nearest_neighbours(
         block = unit[rows] @ other
         scores = block.toarray() if sparse else block
         scores[np.arange(stop - start), rows] = -np.inf
-        out[start:stop] = _top_k_rows(scores, k)
+        out[start:stop] = top_k_rows(scores, k)
 
     _map_chunks(work, len(queries), chunk, threads)
     return out

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from bookvec.errors import BookvecError, ConfigError
+from bookvec.model.linalg import normalise, top_k, top_k_rows
 
 if TYPE_CHECKING:
     from bookvec.model.bundle import Bundle
@@ -58,43 +59,6 @@ def require(module: str, package: str | None = None) -> ModuleType:
 # --- nearest neighbours (exact, cosine) -------------------------------------------------------
 
 
-def _top_k_rows(sims: np.ndarray, k: int, idx: np.ndarray, top: np.ndarray) -> None:
-    """For each row of ``sims``, the ``k`` largest values and their columns, largest first.
-
-    Plain Python, compiled with numba on first use; ties keep the lower column first.
-    """
-    n_rows, n_cols = sims.shape
-    for r in range(n_rows):
-        vals = top[r]
-        ids = idx[r]
-        for p in range(k):
-            vals[p] = -np.inf
-            ids[p] = -1
-        for j in range(n_cols):
-            v = sims[r, j]
-            if v > vals[k - 1]:
-                p = k - 1
-                while p > 0 and vals[p - 1] < v:
-                    vals[p] = vals[p - 1]
-                    ids[p] = ids[p - 1]
-                    p -= 1
-                vals[p] = v
-                ids[p] = j
-
-
-_kernel: Callable[..., None] | None = None
-
-
-def _top_k_kernel() -> Callable[..., None]:
-    global _kernel
-    if _kernel is None:
-        numba = require("numba", "umap-learn (numba)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _kernel = numba.njit(cache=True, nogil=True)(_top_k_rows)
-    return _kernel
-
-
 def exact_knn(vectors: np.ndarray, k: int, *, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of each row by cosine (itself first): (indices int64, distances).
 
@@ -103,14 +67,15 @@ def exact_knn(vectors: np.ndarray, k: int, *, block: int = 1024) -> tuple[np.nda
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(x)
     k = min(k, n)
-    kernel = _top_k_kernel()
     idx = np.empty((n, k), dtype=np.int64)
     top = np.empty((n, k), dtype=np.float32)
     buffer = np.empty((min(block, n), n), dtype=np.float32)  # reused: no page faults per block
     for start in range(0, n, block):
         rows = x[start : start + block]
         sims = np.matmul(rows, x.T, out=buffer[: len(rows)])
-        kernel(sims, k, idx[start : start + len(rows)], top[start : start + len(rows)])
+        best = top_k_rows(sims, k)
+        idx[start : start + len(rows)] = best
+        top[start : start + len(rows)] = np.take_along_axis(sims, best, axis=1)
     return idx, np.maximum(1.0 - top, 0.0).astype(np.float32)
 
 
@@ -121,9 +86,7 @@ def nearest(vectors: np.ndarray, i: int, k: int) -> list[tuple[int, float]]:
     k = min(k, len(sims) - 1)
     if k <= 0:
         return []
-    part = np.argpartition(-sims, k - 1)[:k]
-    order = part[np.lexsort((part, -sims[part]))]
-    return [(int(j), float(sims[j])) for j in order]
+    return [(int(j), float(sims[j])) for j in top_k(sims, k)]
 
 
 # --- reductions --------------------------------------------------------------------------------
@@ -317,9 +280,8 @@ def planted_clusters(
     (vectors float32 (n, dim), planted genre int64 (n,))."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(n_genres, dim))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    centres = normalise(centres)
     weights = 1.0 / np.arange(1, n_genres + 1) ** 0.7
     labels = rng.choice(n_genres, size=n, p=weights / weights.sum())
     vectors = centres[labels] + rng.normal(scale=spread, size=(n, dim))
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors.astype(np.float32), labels.astype(np.int64)
+    return normalise(vectors), labels.astype(np.int64)

@@ -11,20 +11,18 @@ were (a bundle is built in a temporary directory and renamed into place only whe
 with the vectors the uninterrupted run would have given. A committed bundle removes its run's
 checkpoints.
 
-Bundle files written here beyond the required ones (all optional for readers):
-``pairs.parquet``, ``held_out_pairs.npy`` (int32 (H, 2): the validation positives, so that
-``bookvec evaluate`` never needs torch), ``book_embeddings_raw.npy`` /
-``link_embeddings_raw.npy`` (float32, before L2 normalisation: ``bookvec vectors --raw``) and
-``weights.pt``; the manifest's ``metrics.evaluation`` holds ``evaluate_embeddings``'s numbers
-for the learned vectors and the binary-link baseline (measured: 0.2 s on p15, 4.3 s at the
-full synthetic shape; the other baselines and the probe are left to ``bookvec evaluate``).
+The bundle (``bookvec.model.bundle``, format 2) stores the training pairs and the held-out
+pairs (empty without a validation split), so that ``bookvec evaluate`` never needs torch or the
+corpus; beyond the required files it has the raw tables (``bookvec vectors --raw``, warm
+starts) and ``weights.pt``. The manifest's ``metrics.evaluation`` holds
+``evaluate_embeddings``'s numbers for the learned vectors and the binary-link baseline (the
+other baselines and the probe are left to ``bookvec evaluate``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import shutil
 import sys
@@ -38,25 +36,20 @@ import polars as pl
 
 from bookvec import __version__, settings
 from bookvec.errors import ConfigError, DataNotFoundError
+from bookvec.model import bundle as files
 from bookvec.model.bundle import Bundle, BundleWriter, open_bundle
 from bookvec.model.corpus.prepare import CleaningConfig, PreparedCorpus, prepare
+from bookvec.model.linalg import normalise
 from bookvec.model.training.config import TrainConfig
+from bookvec.outfiles import write_atomic
 
 if TYPE_CHECKING:
     from bookvec.model.corpus.read import RawBook
     from bookvec.model.training.train import TrainedModel
 
-HELD_OUT_FILE = "held_out_pairs.npy"
-RAW_BOOKS_FILE = "book_embeddings_raw.npy"
-RAW_LINKS_FILE = "link_embeddings_raw.npy"
 RUN_FILE = "run.json"
 EVALUATION_BASELINES = ("binary_links",)  # cheap, and the one the p15 goal is judged against
 _RUN_INDEPENDENT = ("threads", "device", "compile")  # may change when a run is resumed
-
-
-def normalise_rows(table: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(table, axis=1, keepdims=True)
-    return (table / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _versions() -> dict[str, str]:
@@ -105,12 +98,6 @@ def interrupted_runs(directory: Path | None = None) -> list[dict[str, Any]]:
             continue  # not a run, or one that never finished an epoch
         runs.append({**info, "dir": str(run_dir), "mtime": mtime})
     return sorted(runs, key=lambda run: run["mtime"], reverse=True)
-
-
-def _write_json_atomic(path: Path, value: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,8 +189,7 @@ def train_bundle(
         run_dir.mkdir(parents=True, exist_ok=True)
         for stale in run_dir.glob(".*.tmp"):  # a checkpoint half-written by a killed run
             stale.unlink(missing_ok=True)
-        _write_json_atomic(
-            run_dir / RUN_FILE,
+        run_record = json.dumps(
             {
                 "corpus": {
                     "path": str(Path(corpus_path).resolve()),
@@ -214,7 +200,10 @@ def train_bundle(
                 "synthetic": bool(synthetic),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
+            indent=2,
+            sort_keys=True,
         )
+        write_atomic(run_dir / RUN_FILE, run_record, durable=False)
     try:
         trained = train(
             prepared.pairs,
@@ -296,8 +285,7 @@ def warm_config(parent: Bundle, **overrides: Any) -> TrainConfig:
 
     from bookvec.model.training.train import warm_schedule
 
-    requested = parent.manifest.get("config_requested") or parent.manifest.get("config") or {}
-    config = warm_schedule(TrainConfig.from_dict(dict(requested)))
+    config = warm_schedule(parent.manifest.train_config(requested=True))
     changes = {k: v for k, v in overrides.items() if v is not None}
     return replace(config, **changes) if changes else config
 
@@ -322,20 +310,20 @@ def evaluation_summary(prepared: PreparedCorpus, trained: TrainedModel) -> dict[
 
 
 def _write_tables(directory: Path, prepared: PreparedCorpus, trained: TrainedModel) -> None:
-    prepared.books.write_parquet(directory / "books.parquet")
+    prepared.books.write_parquet(directory / files.BOOKS)
     _write_title_keys(directory, prepared)
-    prepared.links.write_parquet(directory / "links.parquet")
+    prepared.links.write_parquet(directory / files.LINKS)
     pairs = np.asarray(prepared.pairs, dtype=np.int32).reshape(-1, 2)
     pl.DataFrame(
         {"book": pairs[:, 0], "link": pairs[:, 1]}, schema={"book": pl.Int32, "link": pl.Int32}
-    ).write_parquet(directory / "pairs.parquet")
-    np.save(directory / "book_vectors.npy", normalise_rows(trained.book_embeddings))
-    np.save(directory / "link_vectors.npy", normalise_rows(trained.link_embeddings))
-    np.save(directory / RAW_BOOKS_FILE, np.asarray(trained.book_embeddings, dtype=np.float32))
-    np.save(directory / RAW_LINKS_FILE, np.asarray(trained.link_embeddings, dtype=np.float32))
-    if trained.held_out_pairs is not None:
-        np.save(directory / HELD_OUT_FILE, np.asarray(trained.held_out_pairs, dtype=np.int32))
-    _save_weights(directory / "weights.pt", trained)
+    ).write_parquet(directory / files.PAIRS)
+    held = np.zeros((0, 2)) if trained.held_out_pairs is None else trained.held_out_pairs
+    np.save(directory / files.HELD_OUT_PAIRS, np.asarray(held, dtype=np.int32).reshape(-1, 2))
+    np.save(directory / files.BOOK_VECTORS, normalise(trained.book_embeddings))
+    np.save(directory / files.LINK_VECTORS, normalise(trained.link_embeddings))
+    np.save(directory / files.RAW_BOOK_TABLE, np.asarray(trained.book_embeddings, np.float32))
+    np.save(directory / files.RAW_LINK_TABLE, np.asarray(trained.link_embeddings, np.float32))
+    _save_weights(directory / files.WEIGHTS, trained)
 
 
 def _write_title_keys(directory: Path, prepared: PreparedCorpus) -> None:

@@ -28,12 +28,10 @@ import numpy as np
 import polars as pl
 
 from bookvec.errors import BundleError, ConfigError
-from bookvec.model.bundle import Bundle
+from bookvec.model.bundle import RAW_BOOK_TABLE, RAW_LINK_TABLE, WEIGHTS, Bundle
 from bookvec.model.corpus.prepare import CleaningConfig, PreparedCorpus
 from bookvec.model.training.config import TrainConfig
 
-RAW_BOOKS_FILE = "book_embeddings_raw.npy"
-RAW_LINKS_FILE = "link_embeddings_raw.npy"
 RANDOM_INIT = 0.05  # as BookLinkModel's initial tables (uniform +-0.05)
 NEW_PAGE_NOISE = 1.0  # a new page's random part, relative to its books' mean direction
 
@@ -45,7 +43,7 @@ class WarmStart:
 
 
 def parent_cleaning(parent: Bundle) -> CleaningConfig:
-    return CleaningConfig.from_dict(parent.manifest.get("cleaning") or {})
+    return parent.manifest.cleaning_config()
 
 
 def check_compatible(parent: Bundle, cleaning: CleaningConfig, config: TrainConfig) -> None:
@@ -61,7 +59,7 @@ def check_compatible(parent: Bundle, cleaning: CleaningConfig, config: TrainConf
             f"cleaning settings ({diff}), so its link names are not this corpus's",
             hint="warm-start with the parent's cleaning (drop --min-books), or train cold",
         )
-    parent_config = parent.manifest.get("config") or {}
+    parent_config = parent.manifest.config
     for name in ("embedding_dim", "objective"):
         if name in parent_config and parent_config[name] != getattr(config, name):
             raise ConfigError(
@@ -73,19 +71,19 @@ def check_compatible(parent: Bundle, cleaning: CleaningConfig, config: TrainConf
 
 def _parent_tables(parent: Bundle) -> tuple[np.ndarray, np.ndarray, float, float]:
     try:
-        books = np.load(parent.file(RAW_BOOKS_FILE)).astype(np.float32, copy=False)
-        links = np.load(parent.file(RAW_LINKS_FILE)).astype(np.float32, copy=False)
+        books = np.load(parent.file(RAW_BOOK_TABLE)).astype(np.float32, copy=False)
+        links = np.load(parent.file(RAW_LINK_TABLE)).astype(np.float32, copy=False)
     except (OSError, ValueError) as exc:
         raise BundleError(
             f"model {parent.model_id} has no raw tables to warm-start from ({exc})",
             hint="train cold with `bookvec train`",
         ) from None
     weight, bias = 1.0, 0.0
-    metrics = parent.manifest.get("metrics") or {}
-    if parent.file("weights.pt").is_file():
+    metrics = parent.manifest.metrics
+    if parent.file(WEIGHTS).is_file():
         import torch
 
-        saved = torch.load(parent.file("weights.pt"), weights_only=True)
+        saved = torch.load(parent.file(WEIGHTS), weights_only=True)
         weight = float(saved["dense_weight"].reshape(-1)[0])
         bias = float(saved["dense_bias"].reshape(-1)[0])
     elif "logit_scale" in metrics:

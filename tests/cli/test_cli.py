@@ -117,7 +117,7 @@ def test_observed_pair_scores_above_unobserved(trained_home):
     from bookvec.model.corpus.prepare import PreparedCorpus  # noqa: F401  (import check only)
 
     # observed links of the book: score them all, and as many unobserved ones
-    corpus_path = Path(bundle.manifest["corpus"]["path"])
+    corpus_path = Path(bundle.manifest.corpus.path)
     record = next(
         json.loads(line) for line in corpus_path.read_text().splitlines() if f'"{title}"' in line
     )

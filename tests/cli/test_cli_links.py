@@ -42,8 +42,8 @@ def _observed(bundle, title: str) -> set[str]:
 
 def test_bundle_stores_its_pairs(bundle):
     assert bundle.pairs is not None
-    assert bundle.pairs.shape == (bundle.manifest["counts"]["pairs"], 2)
-    assert "pairs.parquet" in bundle.manifest["files"]
+    assert bundle.pairs.shape == (bundle.manifest.counts.pairs, 2)
+    assert "pairs.parquet" in bundle.manifest.files
 
 
 def test_links_scores_every_page_and_marks_observed(trained_home, bundle, book):
@@ -137,30 +137,27 @@ def test_unknown_book_and_link_are_one_line_errors(trained_home, bundle, book):
     assert "did you mean: " in suggested and repr(book) in suggested
 
 
-def _bundle_without_pairs(bundle, where: Path) -> Path:
-    """A copy of the bundle as written before pairs.parquet existed."""
+def _format_1_bundle(bundle, where: Path) -> Path:
+    """A copy of the bundle as a format-1 bookvec wrote it: no pairs, no held-out pairs."""
     copy = where / bundle.model_id
     shutil.copytree(bundle.path, copy)
-    (copy / "pairs.parquet").unlink()
     manifest = json.loads((copy / "manifest.json").read_text())
-    del manifest["files"]["pairs.parquet"]
+    for name in ("pairs.parquet", "held_out_pairs.npy"):
+        (copy / name).unlink()
+        del manifest["files"][name]
+    manifest["format_version"] = 1
     (copy / "manifest.json").write_text(json.dumps(manifest))
     return copy
 
 
-def test_old_bundle_reads_observed_links_from_its_corpus(trained_home, bundle, book, tmp_path):
-    old = _bundle_without_pairs(bundle, tmp_path)
-    args = ["links", book, "--json", "-k", "10", "--model", str(old)]
-    result = invoke(args, trained_home)
-    assert result.exit_code == 0, result.output
-    assert "predates pairs.parquet" in result.stderr
-    assert json.loads(result.stdout) == _json(invoke(args[:-2], trained_home))
-    manifest = json.loads((old / "manifest.json").read_text())
-    manifest["corpus"]["path"] = str(tmp_path / "gone.ndjson")
-    (old / "manifest.json").write_text(json.dumps(manifest))
-    gone = invoke(args, trained_home)
-    assert gone.exit_code == 1
-    assert "does not store its pairs" in gone.stderr and "bookvec train" in gone.stderr
+def test_old_bundle_is_one_line_telling_to_retrain(trained_home, bundle, book, tmp_path):
+    # format 2 (issue 14) dropped the re-reading of an old bundle's corpus: it says to retrain
+    old = _format_1_bundle(bundle, tmp_path)
+    result = invoke(["links", book, "--json", "--model", str(old)], trained_home)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bundle format 1" in lines[0], result.stderr
+    assert "bookvec train" in lines[0]
 
 
 def test_query_commands_never_import_torch(trained_home, book, bundle):

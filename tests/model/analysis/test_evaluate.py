@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from bookvec.errors import ConfigError, InputError
 from bookvec.model.analysis import evaluate as ev
+from bookvec.model.linalg import top_k_rows
 from tests.conftest import invoke
 
 
@@ -209,7 +210,7 @@ def test_top_k_rows_blocked_path_equals_argsort():
     rng = np.random.default_rng(0)
     scores = rng.standard_normal((20, 5000)).astype(np.float32)
     np.testing.assert_array_equal(
-        ev._top_k_rows(scores, 7), np.argsort(-scores, axis=1, kind="stable")[:, :7]
+        top_k_rows(scores, 7), np.argsort(-scores, axis=1, kind="stable")[:, :7]
     )
 
 
@@ -374,12 +375,12 @@ def write_bundle(
         np.save(writer.path / "link_vectors.npy", ev.normalise(link_vectors))
         for name in ("score.onnx", "fold_in.onnx"):
             (writer.path / name).write_bytes(b"stub")
-        if held_out is not None:
-            np.save(writer.path / "held_out_pairs.npy", held_out.astype(np.int32))
-        if pairs is not None:
-            pl.DataFrame({"book": pairs[:, 0], "link": pairs[:, 1]}).cast(pl.Int32).write_parquet(
-                writer.path / "pairs.parquet"
-            )
+        held_out = np.zeros((0, 2)) if held_out is None else held_out
+        np.save(writer.path / "held_out_pairs.npy", held_out.astype(np.int32))
+        pairs = np.zeros((0, 2)) if pairs is None else pairs
+        pl.DataFrame({"book": pairs[:, 0], "link": pairs[:, 1]}).cast(pl.Int32).write_parquet(
+            writer.path / "pairs.parquet"
+        )
         if raw:
             np.save(writer.path / "book_embeddings_raw.npy", book_vectors.astype(np.float32))
         counts = {"books": books.height, "links": n_links, "pairs": 0}
@@ -450,14 +451,19 @@ def test_cli_evaluate_table_without_baselines_or_probe(synthetic_home):
     assert "tfidf" not in result.stdout and "Genre probe" not in result.stdout
 
 
-def test_cli_evaluate_without_the_corpus_warns_and_scores_neighbours(tmp_path, corpus):
-    write_bundle(tmp_path, corpus.books, corpus.book_vectors, corpus.link_vectors)
-    result = invoke(["evaluate", "--json", "--no-probe"], tmp_path)
+def test_cli_evaluate_without_held_out_pairs_warns_and_scores_neighbours(tmp_path, corpus):
+    # format 2: the pairs are always in the bundle; a model trained without a validation split
+    # has an empty held_out_pairs.npy (was: no corpus, pairs re-read from the corpus file)
+    write_bundle(
+        tmp_path, corpus.books, corpus.book_vectors, corpus.link_vectors, pairs=corpus.pairs
+    )
+    args = ["evaluate", "--json", "--no-probe", "--no-baselines", "--search-queries", "0"]
+    result = invoke(args, tmp_path)
     assert result.exit_code == 0, result.output
-    assert "Warning:" in result.stderr and "--data" in result.stderr
+    assert "Warning:" in result.stderr and "link prediction is skipped" in result.stderr
     report = json.loads(result.stdout)
-    assert report["corpus"]["available"] is False and report["link_prediction"] == {}
-    assert list(report["neighbours"]) == ["bookvec"]
+    assert report["corpus"]["available"] is True and report["split"]["available"] is False
+    assert report["link_prediction"] == {} and list(report["neighbours"]) == ["bookvec"]
 
 
 def test_cli_evaluate_reads_pairs_from_the_bundle(tmp_path, corpus):
@@ -470,27 +476,6 @@ def test_cli_evaluate_reads_pairs_from_the_bundle(tmp_path, corpus):
     assert report["corpus"]["note"] == "pairs.parquet in the bundle"
     assert report["link_prediction"]["bookvec"]["auc"] > 0.9
     assert report["query_books"] == 100
-
-
-def test_cli_evaluate_re_runs_the_training_split(tmp_path, corpus):
-    pytest.importorskip("torch")
-    from bookvec.cli.evaluate import training_split
-
-    config = {"validation_fraction": 0.1, "seed": 4}
-    held = training_split(config, corpus.pairs, 600, corpus.n_links)
-    for model_id, recorded in (("right", len(held)), ("wrong", len(held) + 1)):
-        write_bundle(
-            tmp_path, corpus.books, corpus.book_vectors, corpus.link_vectors, pairs=corpus.pairs,
-            model_id=model_id,
-            manifest={"config": config, "metrics": {"n_validation_pairs": recorded}},
-        )  # fmt: skip
-    args = ["evaluate", "--json", "--no-probe", "--no-baselines"]
-    report = json.loads(invoke([*args, "--model", "right"], tmp_path).stdout)
-    assert report["split"]["note"] == "the trainer's seeded split, re-run"
-    assert report["held_out_pairs"] == len(held)
-    wrong = invoke([*args, "--model", "wrong"], tmp_path)
-    assert "link prediction is skipped" in wrong.stderr
-    assert json.loads(wrong.stdout)["link_prediction"] == {}
 
 
 def test_cli_similarity(synthetic_home):
@@ -515,31 +500,3 @@ def test_cli_similarity_unknown_title_is_one_line(synthetic_home):
     result = invoke(["similarity", "Zzzq Unknown", "Another Nothing"], home)
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: unknown book")
-
-
-# ---------------------------------------------------------------------------------------------
-# The trainer's split, re-run from the manifest's config
-
-
-def test_training_split_is_the_one_training_held_out(monkeypatch, corpus):
-    trainer = pytest.importorskip("bookvec.model.training.train")
-    from bookvec.cli.evaluate import training_split
-    from bookvec.model.training.config import TrainConfig
-
-    seen = {}
-    original = trainer.holdout
-
-    def spy(*args, **kwargs):
-        seen["result"] = original(*args, **kwargs)
-        return seen["result"]
-
-    monkeypatch.setattr(trainer, "holdout", spy)
-    config = TrainConfig(max_epochs=1, validation_fraction=0.1, seed=11, device="cpu")
-    trained = trainer.train(corpus.pairs, 600, corpus.n_links, config, progress=False)
-    books, links = seen["result"][2][:2]
-    monkeypatch.setattr(trainer, "holdout", original)
-    held = training_split(trained.config.to_dict(), corpus.pairs, 600, corpus.n_links)
-    np.testing.assert_array_equal(held, np.stack([books.numpy(), links.numpy()], axis=1))
-    assert trained.metrics["n_validation_pairs"] == len(held)
-    no_split = {**config.to_dict(), "validation_fraction": 0.0}
-    assert training_split(no_split, corpus.pairs, 600, corpus.n_links) is None

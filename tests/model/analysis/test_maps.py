@@ -66,6 +66,10 @@ def build_planted_bundle(models_dir: Path, *, seed: int = 3) -> np.ndarray:
         np.save(writer.path / "link_vectors.npy", link_vectors)
         for name in ("score.onnx", "fold_in.onnx"):  # never loaded by maps
             (writer.path / name).write_bytes(b"not a model")
+        pl.DataFrame(
+            {"book": [], "link": []}, schema={"book": pl.Int32, "link": pl.Int32}
+        ).write_parquet(writer.path / "pairs.parquet")
+        np.save(writer.path / "held_out_pairs.npy", np.zeros((0, 2), dtype=np.int32))
         writer.commit(
             {
                 "counts": {"books": N_BOOKS, "links": N_LINKS, "pairs": 0, "dim": DIM},

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from bookvec.errors import DataNotFoundError
+from bookvec.model.bundle import HELD_OUT_PAIRS as HELD_OUT_FILE
+from bookvec.model.bundle import RAW_BOOK_TABLE as RAW_BOOKS_FILE
+from bookvec.model.bundle import RAW_LINK_TABLE as RAW_LINKS_FILE
 from bookvec.model.bundle import current_model_id, open_bundle
 from bookvec.model.training.config import TrainConfig
 from bookvec.model.training.pipeline import (
-    HELD_OUT_FILE,
-    RAW_BOOKS_FILE,
-    RAW_LINKS_FILE,
     checkpoints_dir,
     interrupted_runs,
     train_bundle,
@@ -44,7 +44,7 @@ def reference(small_corpus, tmp_path_factory):
 def test_bundle_holds_held_out_pairs_raw_tables_and_evaluation(reference):
     manifest = reference.manifest
     held = np.load(reference.file(HELD_OUT_FILE))
-    assert held.dtype == np.int32 and held.shape == (manifest["metrics"]["n_validation_pairs"], 2)
+    assert held.dtype == np.int32 and held.shape == (manifest.metrics["n_validation_pairs"], 2)
     keys = set(map(tuple, reference.pairs.tolist()))
     assert all(tuple(pair) in keys for pair in held.tolist())  # held-out pairs are real pairs
 
@@ -54,14 +54,14 @@ def test_bundle_holds_held_out_pairs_raw_tables_and_evaluation(reference):
     np.testing.assert_allclose(unit, reference.book_vectors, atol=1e-6)
     assert np.load(reference.file(RAW_LINKS_FILE)).shape == (reference.n_links, reference.dim)
 
-    config = manifest["config"]  # the resolved config: what ran
+    config = manifest.config  # the resolved config: what ran
     assert config["batch_size"] == 256 and config["patience"] == 5
-    assert manifest["config_requested"]["batch_size"] is None
-    evaluation = manifest["metrics"]["evaluation"]
+    assert manifest.config_requested["batch_size"] is None
+    evaluation = manifest.metrics["evaluation"]
     assert set(evaluation["neighbours"]) == {"bookvec", "binary_links"}
     assert evaluation["held_out_pairs"] == len(np.unique(held, axis=0))
     assert 0.5 < evaluation["link_prediction"]["bookvec"]["auc"] <= 1
-    assert manifest["metrics"]["evaluation_seconds"] >= 0
+    assert manifest.metrics["evaluation_seconds"] >= 0
 
 
 def test_evaluate_and_raw_vectors_read_the_bundle_files(reference, tmp_path):
@@ -71,7 +71,7 @@ def test_evaluate_and_raw_vectors_read_the_bundle_files(reference, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["split"]["note"] == f"{HELD_OUT_FILE} in the bundle"
-    stored = reference.manifest["metrics"]["evaluation"]["link_prediction"]["bookvec"]["auc"]
+    stored = reference.manifest.metrics["evaluation"]["link_prediction"]["bookvec"]["auc"]
     assert report["link_prediction"]["bookvec"]["auc"] == pytest.approx(stored, abs=1e-6)
 
     out = tmp_path / "raw.npy"
@@ -108,11 +108,11 @@ def test_interrupted_run_keeps_the_current_bundle_and_resumes_to_the_same_vector
     assert result.exit_code == 0, result.output
     resumed = open_bundle(None)
     assert resumed.model_id != first.model_id and current_model_id() == resumed.model_id
-    assert resumed.manifest["metrics"]["resumed_after_epoch"] == 2
+    assert resumed.manifest.metrics["resumed_after_epoch"] == 2
     np.testing.assert_array_equal(resumed.book_vectors, reference.book_vectors)
     np.testing.assert_array_equal(resumed.link_vectors, reference.link_vectors)
-    assert [h["val_auc"] for h in resumed.manifest["history"]] == [
-        h["val_auc"] for h in reference.manifest["history"]
+    assert [h["val_auc"] for h in resumed.manifest.history] == [
+        h["val_auc"] for h in reference.manifest.history
     ]
     assert interrupted_runs() == []  # a committed bundle removes its run's checkpoints
     assert not any(checkpoints_dir().iterdir())

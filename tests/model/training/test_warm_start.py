@@ -64,7 +64,7 @@ def _block_share(bundle, titles: list[str], block: int) -> float:
 
 def test_new_genre_block_lands_as_its_own_neighbourhood(blocks):
     warm = blocks["warm"]
-    changes = warm.manifest["warm_start"]
+    changes = warm.manifest.warm_start
     assert changes["parent"] == blocks["parent"].model_id
     assert changes["books"] == {
         "kept": 3 * BLOCK_BOOKS,
