@@ -60,7 +60,9 @@ def explain(
     from bookvec.library.actions import explain_sides, observed_links, resolve_bundle_book
 
     bundle = open_model(model)
-    bundle.verify(("book_vectors.npy", "link_vectors.npy"))
+    from bookvec.model import bundle as files
+
+    bundle.verify((files.BOOK_VECTORS, files.LINK_VECTORS))
     books = np.asarray(bundle.book_vectors, dtype=np.float32)
 
     def side(query: str) -> tuple:

@@ -217,7 +217,9 @@ def index(
         quantization=quantization,
     )
     bundle = open_model(model)
-    bundle.verify(("book_vectors.npy", "books.parquet"))
+    from bookvec.model import bundle as files
+
+    bundle.verify((files.BOOK_VECTORS, files.BOOKS))
     result = run_index(
         bundle,
         url,

@@ -38,7 +38,9 @@ def links(
     from bookvec.model.runtime import Runtime
 
     bundle = open_model(model)
-    bundle.verify(("score.onnx",))
+    from bookvec.model import bundle as files
+
+    bundle.verify((files.SCORE_GRAPH,))
     try:
         index, upserted = resolve_bundle_book(bundle, book, exact=exact), None
     except TitleNotFoundError:
@@ -99,7 +101,9 @@ def similar_links(
     from bookvec.library.actions import nearest_links, resolve_bundle_link
 
     bundle = open_model(model)
-    bundle.verify(("link_vectors.npy",))
+    from bookvec.model import bundle as files
+
+    bundle.verify((files.LINK_VECTORS,))
     index = resolve_bundle_link(bundle, link, exact=exact)
     name = bundle.link_names[index]
     records = nearest_links(bundle, index, limit=limit)

@@ -195,7 +195,9 @@ def score(
     if pairs is not None and (book is not None or link is not None):
         raise typer.BadParameter("give BOOK and LINK, or --pairs FILE, not both")
     bundle = open_model(model)
-    bundle.verify(("score.onnx",))
+    from bookvec.model import bundle as files
+
+    bundle.verify((files.SCORE_GRAPH,))
     rejects: list[tuple[int, str]] = []
     source = "<stdin>" if pairs == "-" else pairs
     if pairs is not None:

@@ -74,7 +74,9 @@ def _link_vector(model: str | None, link: str, exact: bool, store_model: str | N
     from bookvec.library.actions import resolve_bundle_link
 
     bundle = open_model(model)
-    bundle.verify(("link_vectors.npy", "links.parquet"))
+    from bookvec.model import bundle as files
+
+    bundle.verify((files.LINK_VECTORS, files.LINKS))
     if store_model is not None and store_model != bundle.model_id:
         raise ModelMismatchError(
             f"the store holds vectors of model {store_model}, the model here is "

@@ -97,7 +97,9 @@ def upsert(
     if rejects_file is not None:
         _check_writable_dir(rejects_file)
     bundle = open_model(model)
-    bundle.verify(("fold_in.onnx", "links.parquet"))
+    from bookvec.model import bundle as files
+
+    bundle.verify((files.FOLD_IN_GRAPH, files.LINKS))
     rejects = Rejects(rejects_file)
     try:
         books = read_books(file, format=format, skip_invalid=skip_invalid, rejects=rejects)

@@ -26,8 +26,9 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as _state
 
 from bookvec.errors import BundleError, ConfigError, InputError
+from bookvec.model.bundle import FOLD_IN_GRAPH, SCORE_GRAPH
 
-GRAPHS = ("score.onnx", "fold_in.onnx")
+GRAPHS = (SCORE_GRAPH, FOLD_IN_GRAPH)
 DEVICES = ("auto", "cpu", "cuda")
 FOLD_IN_CHUNK = 1024  # books per fold-in call
 _ORT_ERROR, _ORT_FATAL = 3, 4  # logger severity levels
@@ -157,7 +158,7 @@ class Runtime:
 
     def _info(self, key: str) -> Any:
         if not self._meta:
-            self._get("score.onnx")
+            self._get(SCORE_GRAPH)
         return self._meta[key]
 
     @property
@@ -179,7 +180,7 @@ class Runtime:
     @property
     def providers(self) -> list[str]:
         """The score session's execution providers, the one in use first."""
-        return self._get("score.onnx").get_providers()
+        return self._get(SCORE_GRAPH).get_providers()
 
     def score(
         self,
@@ -187,7 +188,7 @@ class Runtime:
         link_idx: Sequence[int] | np.ndarray,
     ) -> np.ndarray:
         """Probability that each (book, link) pair is observed: float32 [N]."""
-        sess = self._get("score.onnx")
+        sess = self._get(SCORE_GRAPH)
         books = _indices(book_idx, self.n_books, "book")
         links = _indices(link_idx, self.n_links, "link")
         if books.shape != links.shape:
@@ -202,7 +203,7 @@ class Runtime:
 
         The L2-normalised sum of the book's centred link vectors
         (``bookvec.model.training.export``)."""
-        sess = self._get("fold_in.onnx")
+        sess = self._get(FOLD_IN_GRAPH)
         rows = [_indices(row, self.n_links, "link", f"book {k}, ") for k, row in enumerate(links)]
         if not rows:
             return np.zeros((0, self.dim), dtype=np.float32)

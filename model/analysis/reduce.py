@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import io
 import os
 import time
 import warnings
@@ -25,6 +26,7 @@ import numpy as np
 
 from bookvec.errors import BookvecError, ConfigError
 from bookvec.model.linalg import normalise, top_k, top_k_rows
+from bookvec.outfiles import write_atomic
 
 if TYPE_CHECKING:
     from bookvec.model.bundle import Bundle
@@ -236,16 +238,12 @@ def map_coordinates(
 
 
 def _save_cache(path: Path, coords: np.ndarray, started: float, say: Log) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    buffer = io.BytesIO()
+    np.save(buffer, coords)
     try:
-        np.save(tmp, coords)
-        os.replace(tmp, path)
+        write_atomic(path, buffer.getvalue(), durable=False)  # a cache: a crash may lose it
         say(f"Map computed in {time.perf_counter() - started:.1f} s, cached as {path.name}")
     except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         say(f"Map computed in {time.perf_counter() - started:.1f} s (not cached: {exc})")
 
 

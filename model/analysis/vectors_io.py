@@ -28,6 +28,7 @@ from urllib.parse import unquote
 import numpy as np
 
 from bookvec.errors import BundleError, ConfigError, InputError
+from bookvec.model.bundle import RAW_BOOK_TABLE, RAW_LINK_TABLE
 
 if TYPE_CHECKING:
     import polars as pl
@@ -44,7 +45,7 @@ EXTENSIONS = {
     ".vec": "word2vec",
 }
 INDEX_SUFFIX = ".index.tsv"
-RAW_FILES = {"books": "book_embeddings_raw.npy", "links": "link_embeddings_raw.npy"}
+RAW_FILES = {"books": RAW_BOOK_TABLE, "links": RAW_LINK_TABLE}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ this on every ``fetch``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bookvec.errors import DownloadError
+from bookvec.outfiles import sha256_file
 
 CORPUS_URL = (
     "https://raw.githubusercontent.com/WillKoehrsen/wikipedia-data-science/master/"
@@ -126,21 +126,13 @@ def _netloc(url: str) -> str:
     return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _mismatch(path: Path, size: int | None, sha256: str | None) -> str | None:
     """Why ``path`` is not the expected file, or None when it is (or nothing is expected)."""
     got = path.stat().st_size
     if size is not None and got != size:
         return f"expected {size:,} bytes, got {got:,}"
     if sha256 is not None:
-        digest = _sha256(path)
+        digest = sha256_file(path)
         if digest != sha256.lower():
             return f"expected sha256 {sha256.lower()}, got {digest}"
     return None

@@ -34,9 +34,11 @@ import polars as pl
 import pyarrow as pa
 
 from bookvec.errors import ConfigError, DataNotFoundError, InputError
-from bookvec.model.corpus.read import RawBook, book_payload, read_books, sha256_file
+from bookvec.model.bundle import BOOKS, LINKS, PAIRS
+from bookvec.model.corpus.read import RawBook, book_payload, read_books
+from bookvec.outfiles import sha256_file
 
-FILES = ("books.parquet", "links.parquet", "pairs.parquet")
+FILES = (BOOKS, LINKS, PAIRS)  # the bundle's table files, the same tables
 _META_CLEANING = "bookvec.cleaning"
 _META_SHA = "bookvec.source_sha256"
 
@@ -136,13 +138,13 @@ class PreparedCorpus:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = {_META_CLEANING: json.dumps(self.cleaning.to_dict()), _META_SHA: self.source_sha256}
-        self.books.write_parquet(directory / "books.parquet", metadata=meta)
-        self.links.write_parquet(directory / "links.parquet", metadata=meta)
+        self.books.write_parquet(directory / BOOKS, metadata=meta)
+        self.links.write_parquet(directory / LINKS, metadata=meta)
         pairs = pl.DataFrame(
             {"book": self.pairs[:, 0], "link": self.pairs[:, 1]},
             schema={"book": pl.Int32, "link": pl.Int32},
         )
-        pairs.write_parquet(directory / "pairs.parquet", metadata=meta)
+        pairs.write_parquet(directory / PAIRS, metadata=meta)
 
     @classmethod
     def load(cls, directory: str | Path) -> PreparedCorpus:
@@ -155,10 +157,10 @@ class PreparedCorpus:
                 hint="run prepare first",
             )
         try:
-            books = pl.read_parquet(directory / "books.parquet")
-            links = pl.read_parquet(directory / "links.parquet")
-            pair_frame = pl.read_parquet(directory / "pairs.parquet")
-            meta = pl.read_parquet_metadata(directory / "pairs.parquet")
+            books = pl.read_parquet(directory / BOOKS)
+            links = pl.read_parquet(directory / LINKS)
+            pair_frame = pl.read_parquet(directory / PAIRS)
+            meta = pl.read_parquet_metadata(directory / PAIRS)
             pairs = pair_frame.select("book", "link").to_numpy().astype(np.int32, copy=False)
             cleaning = CleaningConfig.from_dict(json.loads(meta.get(_META_CLEANING, "{}")))
         except (pl.exceptions.PolarsError, OSError, ValueError, KeyError) as exc:

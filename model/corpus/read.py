@@ -1,4 +1,4 @@
-"""Reading book records: ``RawBook``, ``read_books``, ``book_payload``, ``sha256_file``.
+"""Reading book records: ``RawBook``, ``read_books``, ``book_payload``.
 
 Input formats (chosen by ``format=`` or the file name, else sniffed from the content):
 
@@ -20,7 +20,6 @@ the record is skipped and ``(line, title or None, reason)`` is appended to ``rej
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import re
@@ -458,12 +457,3 @@ def book_payload(book: RawBook) -> dict:
         "publisher": _first_value(box.get("publisher")),
         "year": year,
     }
-
-
-def sha256_file(path: str | Path) -> str:
-    """The hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -24,14 +24,16 @@ What is planted:
 from __future__ import annotations
 
 import gzip
+import io
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from bookvec.outfiles import write_atomic
 
 # Canonical genre, its Wikipedia page (a link), infobox spellings ("|"-separated, commonest
 # first). Every spelling must give the canonical name back through ``canonical_genres``.
@@ -530,11 +532,9 @@ def _write_lines(path: Path, records: list[list]) -> None:
     with a fixed header (no time stamp, no name) so that the bytes depend on the seed only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = "".join(json.dumps(r) + "\n" for r in records).encode("ascii")
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        if path.name.endswith(".gz"):
-            with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=4) as gz:
-                gz.write(data)
-        else:
-            fh.write(data)
-    os.replace(tmp, path)
+    if path.name.endswith(".gz"):
+        buffer = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=4) as gz:
+            gz.write(data)
+        data = buffer.getvalue()
+    write_atomic(path, data, durable=False)

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from bookvec.errors import ConfigError
+from bookvec.model.bundle import FOLD_IN_GRAPH, SCORE_GRAPH
 from bookvec.model.training.train import TrainedModel
 
 EPS = 1e-12  # as F.normalize and Keras' l2_normalize
@@ -176,7 +177,7 @@ def export_onnx(
         two,
         (["book_idx", "link_idx"], ["probability"]),
         {"book_idx": {0: n}, "link_idx": {0: n}},
-        out / "score.onnx",
+        out / SCORE_GRAPH,
         {**meta, "bookvec.graph": "score"},
     )
     idx = torch.zeros((2, 3), dtype=torch.int64)
@@ -186,7 +187,7 @@ def export_onnx(
         (idx, mask),
         (["link_idx", "mask"], ["vector"]),
         {"link_idx": {0: k, 1: ell}, "mask": {0: k, 1: ell}},
-        out / "fold_in.onnx",
+        out / FOLD_IN_GRAPH,
         {**meta, "bookvec.graph": "fold_in", "bookvec.fold_in_centre": str(fold_in_centre)},
     )
-    return {"score.onnx": str(out / "score.onnx"), "fold_in.onnx": str(out / "fold_in.onnx")}
+    return {SCORE_GRAPH: str(out / SCORE_GRAPH), FOLD_IN_GRAPH: str(out / FOLD_IN_GRAPH)}

@@ -30,6 +30,7 @@ import polars as pl
 from bookvec.errors import BundleError, ConfigError
 from bookvec.model.bundle import RAW_BOOK_TABLE, RAW_LINK_TABLE, WEIGHTS, Bundle
 from bookvec.model.corpus.prepare import CleaningConfig, PreparedCorpus
+from bookvec.model.linalg import normalise
 from bookvec.model.training.config import TrainConfig
 
 RANDOM_INIT = 0.05  # as BookLinkModel's initial tables (uniform +-0.05)
@@ -105,11 +106,6 @@ def _link_sets(titles: list[str], names: list[str], pairs: np.ndarray) -> pl.Dat
     return all_books.join(sets, on="book", how="left").select("title", "name")
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows / np.maximum(norms, 1e-12)
-
-
 def warm_start_state(parent: Bundle, prepared: PreparedCorpus, config: TrainConfig) -> WarmStart:
     """The initial tables of a run on ``prepared`` from ``parent`` (see the module docstring).
     Deterministic: the few random rows come from ``config.seed``."""
@@ -156,12 +152,13 @@ def warm_start_state(parent: Bundle, prepared: PreparedCorpus, config: TrainConf
     new_links = np.flatnonzero(~known_link)
     if new_links.size:
         sums = np.zeros((len(names), dim), dtype=np.float64)
-        np.add.at(sums, pairs[:, 1], _unit(books)[pairs[:, 0]])
+        np.add.at(sums, pairs[:, 1], normalise(books)[pairs[:, 0]])
         # New books folded in from the same few known pages start alike, and so would the new
         # pages only they link to: a random direction as large as the mean tells those pages
         # apart, and the second fold-in below groups the books by the new pages they share.
-        noise = _unit(rng.standard_normal((new_links.size, dim)))
-        links[new_links] = _unit(_unit(sums[new_links]) + NEW_PAGE_NOISE * noise) * link_norm
+        noise = normalise(rng.standard_normal((new_links.size, dim)))
+        direction = normalise(sums[new_links]) + NEW_PAGE_NOISE * noise
+        links[new_links] = normalise(direction) * link_norm
     if new_books.size and new_links.size:  # again, over all their links, new pages included
         sub = pairs[~known_book[pairs[:, 0]]]
         sub = sub[np.argsort(sub[:, 0], kind="stable")]

@@ -12,7 +12,8 @@ import polars as pl
 import pytest
 
 from bookvec.errors import DataNotFoundError, InputError
-from bookvec.model.corpus.read import RawBook, book_payload, read_books, sha256_file, split_authors
+from bookvec.model.corpus.read import RawBook, book_payload, read_books, split_authors
+from bookvec.outfiles import sha256_file
 
 P15_SHA = "8a5936d69be4886075c04fcec028094edb08442daceb81679acca1753ce0f0fe"
 JAWS = [

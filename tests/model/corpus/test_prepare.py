@@ -13,7 +13,7 @@ import pytest
 
 from bookvec.errors import ConfigError, DataNotFoundError, InputError
 from bookvec.model.corpus.prepare import CleaningConfig, PreparedCorpus, clean_link, prepare
-from bookvec.model.corpus.read import sha256_file
+from bookvec.outfiles import sha256_file
 
 P15_BOOKS, P15_LINKS, P15_PAIRS = 1411, 1163, 13302  # checked against original_notebook()
 
