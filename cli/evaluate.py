@@ -1,63 +1,17 @@
 """`bookvec evaluate` (how good are the vectors, next to the baselines) and `bookvec similarity`
-(the pairwise cosine matrix of a few books). Neither imports torch: the bundle holds the
-training and held-out pairs."""
+(the pairwise cosine matrix of a few books): parse, call ``bookvec.library.analysis``, print.
+Neither imports torch: the bundle holds the training and held-out pairs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 
 from bookvec.cli import output
 from bookvec.cli.app import app
-from bookvec.cli.common import JsonOption, ModelOption, open_model
-from bookvec.errors import ConfigError
-
-# ---------------------------------------------------------------------------------------------
-# The corpus and the held-out split a bundle was trained with
-
-
-def corpus_pairs_for(bundle, data: Path | None = None) -> tuple[np.ndarray | None, str]:
-    """All (book, link) pairs of the corpus the bundle was trained on, and where they came from.
-
-    The bundle's ``pairs.parquet``; with ``data``, that corpus file prepared again (with the
-    manifest's cleaning), accepted only when it has the recorded sha256 and gives the bundle's
-    books and links.
-    """
-    if data is None:
-        return bundle.pairs, "pairs.parquet in the bundle"
-    from bookvec.model.corpus.prepare import prepare
-
-    corpus = bundle.manifest.corpus
-    path = Path(data)
-    if not path.is_file():
-        return None, f"corpus file {str(path)!r} not found"
-    output.log(f"preparing {path} again to rebuild the pairs ...")
-    prepared = prepare(path, bundle.manifest.cleaning_config())
-    if corpus.sha256 and prepared.source_sha256 != corpus.sha256:
-        return None, f"{path} is not the file the model was trained on (sha256 differs)"
-    same = (
-        prepared.n_books == bundle.n_books
-        and prepared.n_links == bundle.n_links
-        and prepared.books.get_column("title").to_list() == bundle.book_titles
-    )
-    if not same:
-        return None, f"{path} prepares to other books or links than the model's"
-    return prepared.pairs, f"{path}, prepared again"
-
-
-def held_out_pairs_for(bundle) -> tuple[np.ndarray | None, str]:
-    """The (book, link) pairs training held out (``held_out_pairs.npy``), and a note."""
-    held = bundle.held_out_pairs
-    if not len(held):
-        return None, "the model was trained without holding pairs out"
-    return held, "held_out_pairs.npy in the bundle"
-
-
-# ---------------------------------------------------------------------------------------------
-# bookvec evaluate
+from bookvec.cli.common import JsonOption, ModelOption
 
 
 @app.command()
@@ -98,72 +52,27 @@ def evaluate(
 
     Example: bookvec evaluate --json > metrics.json
     """
-    from bookvec.model.analysis.evaluate import evaluate_embeddings, rounded
+    from bookvec.library import analysis
 
-    bundle = open_model(model)
-    pairs, corpus_note = corpus_pairs_for(bundle, data)
-    held, split_note = (None, "no corpus pairs")
-    if pairs is None:
-        output.warn(f"{corpus_note}: link prediction, baselines and link probes are skipped")
-    else:
-        held, split_note = held_out_pairs_for(bundle)
-        if held is None:
-            output.warn(f"{split_note}: link prediction is skipped")
-    result = evaluate_embeddings(
-        np.asarray(bundle.book_vectors),
-        np.asarray(bundle.link_vectors),
-        bundle.books,
-        pairs=pairs,
-        held_out_pairs=held,
+    evaluation = analysis.evaluate(
+        model,
+        data=data,
         baselines=baselines,
         probe=probe,
-        max_queries=queries or None,
-        max_ranked=ranked or None,
+        queries=queries,
+        ranked=ranked,
+        search_queries=search_queries,
         seed=seed,
         log=output.log,
     )
-    if search_queries and pairs is not None:
-        result["search"] = search_modes(bundle, pairs, held, search_queries, seed, result["k"])
-    metrics = bundle.manifest.metrics
-    report = {
-        "model": {
-            "id": bundle.model_id,
-            "path": str(bundle.path),
-            "synthetic": bundle.synthetic,
-            "training_val_auc": metrics.get("val_auc"),
-        },
-        "corpus": {"available": pairs is not None, "note": corpus_note},
-        "split": {"available": held is not None, "note": split_note},
-        **result,
-    }
+    for warning in evaluation.warnings:
+        output.warn(warning)
+    report = evaluation.to_dict()
     if json_:
-        output.emit_json(rounded(report))
+        output.emit_json(report)
         return
     for table in evaluation_tables(report):
         output.stdout.print(table)
-
-
-def search_modes(bundle, pairs, held, n_queries: int, seed: int, k: int) -> dict[str, Any]:
-    """Neighbour metrics of each search mode, through a temporary Edge store built like
-    `bookvec index` (sparse vectors from the training pairs only; see
-    model/analysis/search_eval.py)."""
-    from bookvec.model.analysis.evaluate import sample_rows, training_pairs
-    from bookvec.model.analysis.search_eval import evaluate_modes
-    from bookvec.sparse import DEFAULT_WEIGHTING
-
-    train = pairs if held is None else training_pairs(pairs, held, bundle.n_links)
-    queries = sample_rows(bundle.n_books, n_queries, seed)
-    modes = evaluate_modes(
-        np.asarray(bundle.book_vectors),
-        bundle.books,
-        train,
-        bundle.n_links,
-        queries,
-        k=k,
-        weighting=DEFAULT_WEIGHTING,
-        log=output.log,
-    )
-    return {"query_books": int(len(queries)), "sparse": DEFAULT_WEIGHTING, "modes": modes}
 
 
 def _cell(value: Any) -> str:
@@ -269,32 +178,17 @@ def similarity(
 
     Example: bookvec similarity "War and Peace" "Anna Karenina" "The Hitchhiker's Guide"
     """
-    from bookvec.titles import resolve
+    from bookvec.library import analysis
 
-    if len(titles) < 2:
-        raise ConfigError("give at least two titles", hint='e.g. bookvec similarity "A" "B"')
-    bundle = open_model(model)
-    known = bundle.book_titles
-    resolved = [resolve(title, known, exact=exact) for title in titles]
-    if one_hot:
-        matrix = np.array([[1.0 if t == u else 0.0 for u in resolved] for t in resolved])
-    else:
-        index = bundle.book_index
-        vectors = np.asarray(bundle.book_vectors[[index[t] for t in resolved]], dtype=np.float64)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.maximum(norms, 1e-12)
-        matrix = np.clip(vectors @ vectors.T, -1.0, 1.0)
-    rows = [[round(float(v), 6) for v in row] for row in matrix]
+    result = analysis.similarity(titles, model=model, exact=exact, one_hot=one_hot)
     if json_:
-        record: dict[str, Any] = {"titles": resolved, "matrix": rows}
-        record["encoding"] = "one-hot" if one_hot else "bookvec"
-        record["model"] = bundle.model_id
-        output.emit_json(record)
+        output.emit_json(result.to_dict())
         return
     from rich.table import Table
 
-    what = "one-hot encoding" if one_hot else f"cosine, model {bundle.model_id}"
-    synthetic = " [synthetic corpus]" if bundle.synthetic else ""
+    resolved, rows = result.titles, result.matrix
+    what = "one-hot encoding" if one_hot else f"cosine, model {result.model}"
+    synthetic = " [synthetic corpus]" if result.synthetic else ""
     title = output.cell(f"Pairwise similarity ({what}){synthetic}")
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right", style="dim")

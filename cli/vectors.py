@@ -8,7 +8,7 @@ import typer
 
 from bookvec.cli import output
 from bookvec.cli.app import app
-from bookvec.cli.common import JsonOption, ModelOption, open_model
+from bookvec.cli.common import JsonOption, ModelOption
 
 
 @app.command()
@@ -35,35 +35,18 @@ def vectors(
 
     Example: bookvec vectors books.w2v   (then gensim's KeyedVectors.load_word2vec_format)
     """
-    from bookvec.model.analysis import vectors_io
+    from bookvec.library import analysis
 
-    fmt = vectors_io.format_for(out, format)
-    bundle = open_model(model)
-    table = vectors_io.bundle_table(bundle, links=links, raw=raw)
-    upserted = 0
-    if not links and not raw:  # upserted books have folded-in (unit) vectors only
-        from bookvec.library.catalogue import with_upserted
-
-        table, upserted, note = with_upserted(table, bundle)
-        if note:
-            output.warn(f"upserted books not exported: {note}")
-    files = vectors_io.write(table, out, fmt)
-    n, dim = table.vectors.shape
-    what = "link" if links else "book"
-    kind = "raw" if raw else "normalised"
-    summary = {
-        "files": [str(path) for path in files],
-        "format": fmt,
-        "what": f"{what}s",
-        "rows": n,
-        "upserted": upserted,
-        "dim": dim,
-        "normalised": not raw,
-        "model": bundle.model_id,
-    }
+    result = analysis.export_vectors(out, model=model, links=links, raw=raw, format=format)
+    for warning in result.warnings:
+        output.warn(warning)
     if json_:
-        output.emit_json(summary)
+        output.emit_json(result.to_dict())
         return
-    where = ", ".join(summary["files"])
-    extra = f" ({upserted:,} upserted)" if upserted else ""
-    output.log(f"wrote {n:,} {kind} {what} vectors{extra} ({dim}-d, {fmt}) to {where}")
+    where = ", ".join(result.files)
+    extra = f" ({result.upserted:,} upserted)" if result.upserted else ""
+    kind = "normalised" if result.normalised else "raw"
+    output.log(
+        f"wrote {result.rows:,} {kind} {result.what[:-1]} vectors{extra} ({result.dim}-d, "
+        f"{result.format}) to {where}"
+    )

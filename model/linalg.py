@@ -11,18 +11,18 @@ EPS = 1e-12  # a norm below this is a zero row: it stays zero
 _BLOCK = 64  # columns per block in the exact top-k (see ``top_k_rows``)
 
 
-def normalise(features: Any) -> Any:
-    """Rows scaled to unit L2 norm (zero rows stay zero); float32; sparse stays sparse CSR.
-    A 1-D vector is one row."""
+def normalise(features: Any, *, dtype: Any = np.float32) -> Any:
+    """Rows scaled to unit L2 norm (zero rows stay zero), as ``dtype``; sparse stays sparse
+    CSR. A 1-D vector is one row."""
     if not isinstance(features, np.ndarray) and hasattr(features, "tocsr"):
         import scipy.sparse as sp
 
-        matrix = sp.csr_matrix(features, dtype=np.float32, copy=True)
+        matrix = sp.csr_matrix(features, dtype=dtype, copy=True)
         norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
         scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        matrix.data *= np.repeat(scale, np.diff(matrix.indptr)).astype(np.float32)
+        matrix.data *= np.repeat(scale, np.diff(matrix.indptr)).astype(dtype)
         return matrix
-    dense = np.asarray(features, dtype=np.float32)
+    dense = np.asarray(features, dtype=dtype)
     norms = np.linalg.norm(dense, axis=-1, keepdims=True)
     return dense / np.maximum(norms, EPS)
 

@@ -138,3 +138,26 @@ def evaluate_modes(
         finally:
             store.close()
     return result
+
+
+def search_modes(
+    bundle, pairs: np.ndarray, held: np.ndarray | None, n_queries: int, seed: int, k: int,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Neighbour metrics of each search mode for a bundle, through a temporary Edge store built
+    like `bookvec index` (sparse vectors from the training pairs only)."""
+    from bookvec.model.analysis.evaluate import sample_rows, training_pairs
+
+    train = pairs if held is None else training_pairs(pairs, held, bundle.n_links)
+    queries = sample_rows(bundle.n_books, n_queries, seed)
+    modes = evaluate_modes(
+        np.asarray(bundle.book_vectors),
+        bundle.books,
+        train,
+        bundle.n_links,
+        queries,
+        k=k,
+        weighting=DEFAULT_WEIGHTING,
+        log=log,
+    )
+    return {"query_books": int(len(queries)), "sparse": DEFAULT_WEIGHTING, "modes": modes}
