@@ -9,7 +9,7 @@ The reference is the notebook's loop, ported: a per-sample Python generator of 1
 + 2,048 negatives (uniform book x uniform link, rejected if observed), labels 1/0, shuffled; the
 same model (cosine, Dense(1), sigmoid, binary cross-entropy); Adam at its defaults;
 ``steps_per_epoch = len(pairs) // 1024``. Both are scored on the same held-out split
-(``bookvec.model.training.train.holdout`` with the same seed). bookvec then trains until it
+(``bookvec.model.training.sampling.holdout`` with the same seed). bookvec then trains until it
 reaches the reference's held-out AUC (time measured from the call, setup included), and on to
 its own early-stopped end. Each side runs in a fresh process, so each peak RSS is its own.
 """
@@ -48,7 +48,9 @@ def reference_run(corpus: str, epochs: int, seed: int, threads: int | None) -> d
     import torch.nn.functional as F
 
     from bookvec.model.training.config import TrainConfig
-    from bookvec.model.training.train import BookLinkModel, evaluate, holdout
+    from bookvec.model.training.model import BookLinkModel
+    from bookvec.model.training.sampling import holdout
+    from bookvec.model.training.train import evaluate
 
     if threads:
         torch.set_num_threads(threads)

@@ -6,7 +6,7 @@ sample (``p15_books.ndjson``: 1.4k books, 1.2k links, 13k pairs, ~9 a book). The
 the corpus-size rules below come from those runs (issue 8 has the tables).
 
 - The tables learn by SGD on the summed loss, the gradient written out by hand
-  (``bookvec.model.training.train.pair_gradients``), step 0.1; Dense(1)'s scale and bias by Adam at
+  (``bookvec.model.training.model.pair_gradients``), step 0.1; Dense(1)'s scale and bias by Adam at
   0.05; 2 random negatives per positive (the original's ratio). At full shape SGD reaches
   held-out AUC 0.875 after one epoch where the earlier autograd step (dense tables, fused
   Adam at 1e-2) reached 0.81, at ~0.55 s an epoch instead of ~2.5 s, to the same plateau

@@ -42,7 +42,7 @@ from torch import nn
 
 from bookvec.errors import ConfigError
 from bookvec.model.bundle import FOLD_IN_GRAPH, SCORE_GRAPH
-from bookvec.model.training.train import TrainedModel
+from bookvec.model.training.model import TrainedModel
 
 EPS = 1e-12  # as F.normalize and Keras' l2_normalize
 FOLD_IN_CENTRE = 1.0  # lambda: the share of the mean link vector removed from each link

@@ -45,7 +45,7 @@ from bookvec.outfiles import write_atomic
 
 if TYPE_CHECKING:
     from bookvec.model.corpus.read import RawBook
-    from bookvec.model.training.train import TrainedModel
+    from bookvec.model.training.model import TrainedModel
 
 RUN_FILE = "run.json"
 EVALUATION_BASELINES = ("binary_links",)  # cheap, and the one the p15 goal is judged against
@@ -85,7 +85,7 @@ def run_id(corpus_sha256: str, cleaning: CleaningConfig, config: TrainConfig) ->
 
 def interrupted_runs(directory: Path | None = None) -> list[dict[str, Any]]:
     """Runs that left a training state behind, newest first: each ``run.json`` plus ``dir``."""
-    from bookvec.model.training.train import Checkpoints
+    from bookvec.model.training.checkpoints import Checkpoints
 
     root = directory or checkpoints_dir()
     runs = []
@@ -138,8 +138,9 @@ def train_bundle(
     the store's catalogue); a title in both keeps the extra one. The manifest's ``warm_start``
     records the parent and what changed (books and pages added, removed, changed).
     """
+    from bookvec.model.training.checkpoints import Checkpoints
     from bookvec.model.training.export import export_onnx
-    from bookvec.model.training.train import Checkpoints, train
+    from bookvec.model.training.train import train
 
     parent: Bundle | None = None
     if warm_start is not None:

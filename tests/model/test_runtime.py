@@ -21,7 +21,7 @@ N_BOOKS, N_LINKS, DIM = 30, 20, 6
 def bundle(tmp_path_factory):
     from bookvec.model.training.config import TrainConfig
     from bookvec.model.training.export import export_onnx
-    from bookvec.model.training.train import TrainedModel
+    from bookvec.model.training.model import TrainedModel
 
     rng = np.random.default_rng(0)
     model = TrainedModel(

@@ -177,7 +177,7 @@ def test_a_full_disk_while_saving_a_checkpoint_leaves_no_temporary_file(tmp_path
     import torch
 
     from bookvec.errors import DiskFullError
-    from bookvec.model.training.train import Checkpoints
+    from bookvec.model.training.checkpoints import Checkpoints
 
     checkpoints = Checkpoints(tmp_path / "run")
     checkpoints.save({"epoch": torch.tensor(1)}, is_best=True)

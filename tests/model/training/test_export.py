@@ -7,6 +7,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from bookvec.model.training import model as M
 from bookvec.model.training import train as T
 from bookvec.model.training.config import TrainConfig
 from bookvec.model.training.export import export_onnx, fold_in_vectors
@@ -68,14 +69,14 @@ def test_score_matches_torch(exported, n):
     links = rng.integers(0, N_LINKS, n)
     (got,) = session(paths["score.onnx"]).run(None, {"book_idx": books, "link_idx": links})
     with torch.no_grad():
-        want = T.BookLinkModel.from_trained(model).probability(
+        want = M.BookLinkModel.from_trained(model).probability(
             torch.from_numpy(books), torch.from_numpy(links)
         )
     assert got.dtype == np.float32 and got.shape == (n,)
     np.testing.assert_allclose(got, want.numpy(), atol=TOL, rtol=0)
 
 
-def reference_fold_in(model: T.TrainedModel, rows: list[list[int]]) -> np.ndarray:
+def reference_fold_in(model: M.TrainedModel, rows: list[list[int]]) -> np.ndarray:
     """normalise(sum_i (unit(l_i) - mean of all unit link vectors)), written out in torch."""
     unit = torch.nn.functional.normalize(torch.from_numpy(model.link_embeddings), dim=-1)
     centre = unit.double().mean(0).float()

@@ -10,6 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from bookvec.errors import ConfigError, InputError
+from bookvec.model.training import checkpoints as C
+from bookvec.model.training import model as M
+from bookvec.model.training import sampling as S
 from bookvec.model.training import train as T
 from bookvec.model.training.config import TrainConfig, auto_batch_size, auto_patience
 
@@ -128,29 +131,29 @@ def test_auc_matches_pairwise_definition_with_ties():
     neg = rng.integers(0, 4, 60).astype(np.float32)
     diff = pos[:, None] - neg[None, :]
     expected = ((diff > 0) + 0.5 * (diff == 0)).mean()
-    assert T.auc(torch.from_numpy(pos), torch.from_numpy(neg)) == pytest.approx(expected)
+    assert S.auc(torch.from_numpy(pos), torch.from_numpy(neg)) == pytest.approx(expected)
 
 
 def test_negatives_are_never_observed():
     rng = np.random.default_rng(2)
     n_books, n_links = 30, 20
     pairs = torch.from_numpy(rng.integers(0, [n_books, n_links], (400, 2)))  # dense: ~50%
-    observed = torch.unique(T.pair_keys(pairs[:, 0], pairs[:, 1], n_links))
+    observed = torch.unique(S.pair_keys(pairs[:, 0], pairs[:, 1], n_links))
     gen = torch.Generator().manual_seed(0)
-    books, links = T.sample_negatives(5000, n_books, n_links, observed, gen)
-    assert not T.is_observed(T.pair_keys(books, links, n_links), observed).any()
+    books, links = S.sample_negatives(5000, n_books, n_links, observed, gen)
+    assert not S.is_observed(S.pair_keys(books, links, n_links), observed).any()
     assert books.max() < n_books and links.max() < n_links and books.min() >= 0
 
 
 def test_negative_links_follow_their_frequency_to_the_power():
     n_books, n_links = 50, 4
     counts = torch.tensor([1, 4, 16, 64])
-    cdf = T.link_sampling_cdf(counts, 0.5)
-    assert T.link_sampling_cdf(counts, 0.0) is None  # uniform: the original's randint
-    observed = torch.unique(T.pair_keys(torch.tensor([0, 1]), torch.tensor([0, 0]), n_links))
+    cdf = S.link_sampling_cdf(counts, 0.5)
+    assert S.link_sampling_cdf(counts, 0.0) is None  # uniform: the original's randint
+    observed = torch.unique(S.pair_keys(torch.tensor([0, 1]), torch.tensor([0, 0]), n_links))
     gen = torch.Generator().manual_seed(0)
-    books, links = T.sample_negatives(40_000, n_books, n_links, observed, gen, cdf)
-    assert not T.is_observed(T.pair_keys(books, links, n_links), observed).any()
+    books, links = S.sample_negatives(40_000, n_books, n_links, observed, gen, cdf)
+    assert not S.is_observed(S.pair_keys(books, links, n_links), observed).any()
     share = torch.bincount(links, minlength=n_links).double() / links.numel()
     expected = torch.tensor([1.0, 2.0, 4.0, 8.0]) / 15  # sqrt of the counts
     torch.testing.assert_close(share, expected.double(), atol=0.01, rtol=0)
@@ -191,10 +194,10 @@ def test_early_stopping_keeps_the_best_epoch(classifier, corpus):
         assert set(row) == {"epoch", "loss", "val_auc", "seconds", "samples_per_s"}
     # the returned weights are the best epoch's: their AUC is the best epoch's
     pairs, n_books, n_links, _ = corpus
-    _, _, val = T.holdout(
+    _, _, val = S.holdout(
         torch.from_numpy(pairs.astype(np.int64)), n_books, n_links, classifier.config
     )
-    model = T.BookLinkModel.from_trained(classifier)
+    model = M.BookLinkModel.from_trained(classifier)
     assert T.evaluate(model, val) == pytest.approx(classifier.metrics["val_auc"], abs=1e-6)
 
 
@@ -414,12 +417,12 @@ def test_sign_is_canonical_so_books_point_towards_their_links(classifier, corpus
     cos = np.sum(books * links, 1) / np.linalg.norm(books, axis=1) / np.linalg.norm(links, axis=1)
     assert cos.mean() > 0.3
 
-    model = T.BookLinkModel(5, 4, 3, "classification")
+    model = M.BookLinkModel(5, 4, 3, "classification")
     with torch.no_grad():
         model.dense.weight.fill_(-2.0)
-    optimizer = T.ScaleAdam(model, 0.05)
-    state = T._snapshot(model, optimizer)["model"]
-    flipped = T.BookLinkModel(5, 4, 3, "classification")
+    optimizer = M.ScaleAdam(model, 0.05)
+    state = C._snapshot(model, optimizer)["model"]
+    flipped = M.BookLinkModel(5, 4, 3, "classification")
     flipped.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     b, ell = torch.tensor([0, 1, 4]), torch.tensor([3, 2, 0])
     assert flipped.dense.weight.item() == 2.0
@@ -447,7 +450,7 @@ def test_pair_gradients_match_autograd(objective):
     else:
         per_pair = (cos - (2 * labels - 1)) ** 2
     per_pair.sum().backward()
-    loss, d_book, d_link, _, d_scale, d_bias = T.pair_gradients(
+    loss, d_book, d_link, _, d_scale, d_bias = M.pair_gradients(
         books.detach(), links.detach(), n_pos, scale.detach(), bias.detach(),
         objective == "classification",
     )  # fmt: skip
@@ -461,14 +464,14 @@ def test_pair_gradients_match_autograd(objective):
 
 def test_sgd_step_adds_each_use_of_a_row():
     """A row used by several pairs of a batch moves by the sum of their gradients."""
-    model = T.BookLinkModel(3, 4, 5, "classification")
+    model = M.BookLinkModel(3, 4, 5, "classification")
     before = model.book.weight.detach().clone(), model.link.weight.detach().clone()
     books, links = torch.tensor([0, 0, 2, 1]), torch.tensor([1, 3, 1, 0])
-    T.sgd_step(model, T.ScaleAdam(model, 0.05), books, links, 2, 0.1, None)
-    _, d_book, d_link, *_ = T.pair_gradients(
+    M.sgd_step(model, M.ScaleAdam(model, 0.05), books, links, 2, 0.1, None)
+    _, d_book, d_link, *_ = M.pair_gradients(
         before[0][books], before[1][links], 2, torch.tensor(1.0), torch.tensor(0.0), True
     )
-    _, scaled_book, scaled_link, *_ = T.pair_gradients(
+    _, scaled_book, scaled_link, *_ = M.pair_gradients(
         before[0][books], before[1][links], 2, torch.tensor(1.0), torch.tensor(0.0), True, -0.1
     )
     torch.testing.assert_close(scaled_book, d_book * -0.1)
@@ -480,9 +483,9 @@ def test_sgd_step_adds_each_use_of_a_row():
 
 
 def test_scale_adam_is_torch_adam():
-    model = T.BookLinkModel(2, 2, 3, "classification")
-    twin = T.BookLinkModel(2, 2, 3, "classification")
-    ours = T.ScaleAdam(model, 0.05)
+    model = M.BookLinkModel(2, 2, 3, "classification")
+    twin = M.BookLinkModel(2, 2, 3, "classification")
+    ours = M.ScaleAdam(model, 0.05)
     theirs = torch.optim.Adam([twin.dense.weight, twin.dense.bias], lr=0.05)
     gen = torch.Generator().manual_seed(0)
     for _ in range(5):
@@ -492,7 +495,7 @@ def test_scale_adam_is_torch_adam():
         theirs.step()
     torch.testing.assert_close(model.dense.weight, twin.dense.weight)
     torch.testing.assert_close(model.dense.bias, twin.dense.bias)
-    restored = T.ScaleAdam(twin, 0.05)
+    restored = M.ScaleAdam(twin, 0.05)
     restored.load_state_dict(ours.state_dict())
     assert restored.steps == 5
     with pytest.raises(ValueError, match="not a ScaleAdam state"):
