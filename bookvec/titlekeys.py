@@ -24,7 +24,6 @@ from bookvec.errors import AmbiguousTitleError, TitleNotFoundError
 from bookvec.titles import MAX_CANDIDATES, base_key, loose_key, suggest
 
 FILE = "titles.sqlite"  # beside an Edge store generation's shard
-BUNDLE_FILES = {"book": "book_titles.sqlite", "link": "link_titles.sqlite"}  # in a model bundle
 _SCHEMA = """
 CREATE TABLE titles (
     title TEXT PRIMARY KEY, loose TEXT NOT NULL, base TEXT NOT NULL, rank INTEGER

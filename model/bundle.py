@@ -14,6 +14,8 @@
       book_embeddings_raw.npy  float32 tables before normalisation (optional: warm starts,
       link_embeddings_raw.npy  ``bookvec vectors --raw``)
       weights.pt               raw tables and dense layer (optional: resuming)
+      book_titles.sqlite       title keys of the books and links (``bookvec.titlekeys``:
+      link_titles.sqlite       a loose title in one lookup; optional)
     models/CURRENT             one line: the model_id of the current bundle
 
 Format 2 makes ``pairs.parquet`` and ``held_out_pairs.npy`` required, so nothing downstream
@@ -75,6 +77,9 @@ FOLD_IN_GRAPH = "fold_in.onnx"
 RAW_BOOK_TABLE = "book_embeddings_raw.npy"
 RAW_LINK_TABLE = "link_embeddings_raw.npy"
 WEIGHTS = "weights.pt"
+BOOK_TITLE_KEYS = "book_titles.sqlite"  # bookvec.titlekeys indexes: a loose title in one lookup
+LINK_TITLE_KEYS = "link_titles.sqlite"
+TITLE_KEYS = {"book": BOOK_TITLE_KEYS, "link": LINK_TITLE_KEYS}
 REQUIRED_FILES = (
     BOOKS,
     LINKS,

@@ -201,9 +201,10 @@ def bundle_title_index(bundle, what: str) -> title_lookup.TitleIndex:
 
 def _bundle_title_keys(bundle, what: str, count: int):
     """The key index the bundle was written with (bundles since titlekeys), if it matches."""
-    from bookvec.titlekeys import BUNDLE_FILES, open_keys
+    from bookvec.model.bundle import TITLE_KEYS
+    from bookvec.titlekeys import open_keys
 
-    keys = open_keys(bundle.path / BUNDLE_FILES[what])
+    keys = open_keys(bundle.path / TITLE_KEYS[what])
     if keys is None or keys.count != count:
         return None
     keys.what = what

@@ -330,13 +330,13 @@ def _write_tables(directory: Path, prepared: PreparedCorpus, trained: TrainedMod
 def _write_title_keys(directory: Path, prepared: PreparedCorpus) -> None:
     """The book titles' and link names' keys, so a loose title costs a lookup, not a pass over
     every title (bookvec/titlekeys.py; read by cli.actions.bundle_title_index)."""
-    from bookvec.titlekeys import BUNDLE_FILES, write_keys
+    from bookvec.titlekeys import write_keys
 
     for what, names in (
         ("book", prepared.books.get_column("title").to_list()),
         ("link", prepared.links.get_column("name").to_list()),
     ):
-        write_keys(directory / BUNDLE_FILES[what], names, count=len(names), ranked=True)
+        write_keys(directory / files.TITLE_KEYS[what], names, count=len(names), ranked=True)
 
 
 def _save_weights(path: Path, trained: TrainedModel) -> None:
