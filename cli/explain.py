@@ -75,8 +75,9 @@ def explain(
             record = find_upserted(query, exact=exact)  # a book added by upsert
             if record is None:
                 raise
-            vector = np.asarray(record.vector, dtype=np.float32)
-            vector /= max(float(np.linalg.norm(vector)), 1e-12)
+            from bookvec.model.linalg import normalise
+
+            vector = normalise(record.vector)
             return record.title, vector, np.asarray(record_links(record, bundle)), True
         return bundle.book_titles[i], books[i], observed_links(bundle, i, log=output.log), False
 

@@ -38,6 +38,8 @@ def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
     """
     rows, n = scores.shape
     k = min(k, n)
+    if k <= 0:
+        return np.zeros((rows, 0), dtype=np.int64)
     if k == n:
         top = np.tile(np.arange(n), (rows, 1))
     elif n <= k * _BLOCK * 4:

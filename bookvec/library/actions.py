@@ -267,10 +267,12 @@ def nearest_links(bundle, link: int, *, limit: int) -> list[dict[str, Any]]:
     """Pages nearest a page: cosine over the bundle's (normalised) link vectors."""
     import numpy as np
 
+    from bookvec.model.linalg import top_k
+
     vectors = np.asarray(bundle.link_vectors, dtype=np.float32)
     cosine = vectors @ vectors[link]
     cosine[link] = -np.inf
-    order = np.argsort(-cosine, kind="stable")[: min(limit, len(cosine) - 1)]
+    order = top_k(cosine, min(limit, len(cosine) - 1))
     counts = bundle.links.get_column("count").to_list()
     return [
         {"title": bundle.link_names[k], "score": round(float(cosine[k]), 6), "books": counts[k]}

@@ -230,8 +230,9 @@ class VectorScorer:
     def score(self, vector, link_idx):
         import numpy as np
 
-        unit = np.asarray(vector, dtype=np.float64)
-        unit = unit / max(float(np.linalg.norm(unit)), 1e-12)
+        from bookvec.model.linalg import normalise
+
+        unit = normalise(vector, dtype=np.float64)
         cos = self.links[np.asarray(link_idx, dtype=np.int64)].astype(np.float64) @ unit
         if self.classification:
             return (1.0 / (1.0 + np.exp(-(self.w * cos + self.b)))).astype(np.float32)

@@ -42,6 +42,7 @@ from torch import nn
 
 from bookvec.errors import ConfigError
 from bookvec.model.bundle import FOLD_IN_GRAPH, SCORE_GRAPH
+from bookvec.model.linalg import normalise
 from bookvec.model.training.model import TrainedModel
 
 EPS = 1e-12  # as F.normalize and Keras' l2_normalize
@@ -49,17 +50,11 @@ FOLD_IN_CENTRE = 1.0  # lambda: the share of the mean link vector removed from e
 MAX_TABLE_BYTES = 1_800_000_000  # score.onnx holds both tables; a protobuf must stay < 2 GB
 
 
-def normalize_rows(table: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm in float32 (zero rows stay zero), as the graphs store them."""
-    t = torch.as_tensor(np.asarray(table, dtype=np.float32))
-    return torch.nn.functional.normalize(t, dim=-1, eps=EPS).numpy()
-
-
 class ScoreGraph(nn.Module):
     def __init__(self, model: TrainedModel) -> None:
         super().__init__()
-        self.book = nn.Buffer(torch.from_numpy(normalize_rows(model.book_embeddings)))
-        self.link = nn.Buffer(torch.from_numpy(normalize_rows(model.link_embeddings)))
+        self.book = nn.Buffer(torch.from_numpy(normalise(model.book_embeddings)))
+        self.link = nn.Buffer(torch.from_numpy(normalise(model.link_embeddings)))
         self.classification = model.config.objective == "classification"
         self.w = float(model.dense_weight)
         self.b = float(model.dense_bias)
@@ -73,7 +68,7 @@ class ScoreGraph(nn.Module):
 
 def fold_in_centre(link_embeddings: np.ndarray, centre: float = FOLD_IN_CENTRE) -> np.ndarray:
     """The vector removed from each normalised link before the sum: ``centre`` x their mean."""
-    unit = normalize_rows(link_embeddings)
+    unit = normalise(link_embeddings)
     return (centre * unit.astype(np.float64).mean(0)).astype(np.float32)
 
 
@@ -82,20 +77,20 @@ def fold_in_vectors(
 ) -> np.ndarray:
     """The reference fold-in (numpy): normalise(sum_i (unit(l_i) - c)) per row of link indices;
     a zero row for an empty one. ``fold_in.onnx`` computes the same."""
-    unit = normalize_rows(link_embeddings)
+    unit = normalise(link_embeddings)
     c = fold_in_centre(link_embeddings, centre)
     out = np.zeros((len(rows), unit.shape[1]), dtype=np.float32)
     for k, row in enumerate(rows):
         if len(row):
             total = unit[np.asarray(row, dtype=np.int64)].sum(0) - len(row) * c
-            out[k] = total / max(float(np.linalg.norm(total)), EPS)
+            out[k] = normalise(total)
     return out
 
 
 class FoldInGraph(nn.Module):
     def __init__(self, model: TrainedModel, centre: float = FOLD_IN_CENTRE) -> None:
         super().__init__()
-        self.link = nn.Buffer(torch.from_numpy(normalize_rows(model.link_embeddings)))
+        self.link = nn.Buffer(torch.from_numpy(normalise(model.link_embeddings)))
         self.centre = nn.Buffer(torch.from_numpy(fold_in_centre(model.link_embeddings, centre)))
 
     def forward(self, link_idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
