@@ -198,6 +198,24 @@ def classify(
     return to_write, report
 
 
+def as_records(
+    ids: Mapping[str, str], found: Mapping[str, Any], with_vectors: bool
+) -> dict[str, Any]:
+    """get()'s answer on either backend: title -> Record for the titles (`ids`: title -> point
+    id) whose point was `found` (point id -> the backend's record: id, payload, vector)."""
+    from bookvec.indexer.hybrid import split_vector
+    from bookvec.indexer.types import Record
+
+    out = {}
+    for title, pid in ids.items():
+        if pid in found:
+            rec = found[pid]
+            dense, sparse = split_vector(rec.vector) if with_vectors else (None, None)
+            payload = dict(rec.payload or {})
+            out[title] = Record(title=title, id=pid, payload=payload, vector=dense, sparse=sparse)
+    return out
+
+
 def ids_by_title(titles: Iterable[str]) -> dict[str, str]:
     """Distinct titles in order -> their point ids."""
     return {title: point_id(title) for title in dict.fromkeys(titles)}
@@ -212,6 +230,27 @@ def recommend_vector(positive: Sequence[Sequence[float]], negative: Sequence[Seq
         return mean_positive.tolist()
     mean_negative = np.mean(np.asarray(negative, dtype=np.float64), axis=0)
     return (2.0 * mean_positive - mean_negative).tolist()
+
+
+def recommend_both(
+    vectors: Sequence[Any], positive: Sequence[str]
+) -> tuple[list[float], tuple[list[int], list[float]] | None]:
+    """The average_vector rule on both sides: dense as Qdrant's, sparse by bookvec.sparse's."""
+    from bookvec.sparse import combine
+
+    dense = [d for d, _ in vectors]
+    sparse = [s for _, s in vectors]
+    n = len(positive)
+    query = recommend_vector(dense[:n], dense[n:])
+    pos = [s for s in sparse[:n] if s is not None]
+    neg = [s for s in sparse[n:] if s is not None]
+    return query, (combine(pos, neg) if pos else None)
+
+
+def fitting(items: list[Prepared], has_sparse: bool, where: object) -> list[Prepared]:
+    """`items`, once `sparse_vectors_fit` has checked them (for a generator of batches)."""
+    sparse_vectors_fit(items, has_sparse, where)
+    return items
 
 
 def check_examples(positive: Sequence[str], negative: Sequence[str]) -> None:
