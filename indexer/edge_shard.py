@@ -2,11 +2,10 @@
 census. Functions only; the generations they live in are generations.py's.
 
 Writing fast: what a bulk load costs per point is mostly turning the payload into Edge's
-(qdrant-edge-py tries bool, u64, i64 and f64 before str, each failure a Python exception:
-~5 us per string value, ~10 us per one-element list, ~60 us for a book's payload on this
-machine; `benchmarks/store_write.py` profiles it) and Edge's own insert (~25 us with the
-payload indexes). The insert releases the GIL, so `_write` converts batch k+1 while Edge
-writes batch k.
+(qdrant-edge-py tries bool, u64, i64 and f64 before str, each failure a Python exception, and
+a list fails all five before its items are converted) and Edge's own insert with the payload
+indexes; `benchmarks/store_write.py` profiles both. The insert releases the GIL, so `_write`
+converts batch k+1 while Edge writes batch k.
 """
 
 from __future__ import annotations
