@@ -15,12 +15,13 @@ they stay the same query (like filters.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import qdrant_edge as edge
 
-from bookvec.errors import ConfigError
+from bookvec.errors import ConfigError, StoreError
 
 MODES = ("dense", "sparse", "hybrid")
 DEFAULT_MODE = "hybrid"  # when the collection has sparse vectors; else dense
@@ -56,6 +57,24 @@ def check_mode(mode: str) -> str:
 def nothing_to_search(mode: str, sparse: tuple[list[int], list[float]] | None) -> bool:
     """A sparse search for a query without links finds nothing (the stores return [])."""
     return mode == "sparse" and not (sparse and sparse[0])
+
+
+def searchable(
+    mode: str,
+    sparse: tuple[list[int], list[float]] | None,
+    has_sparse: Callable[[], bool],
+    where: object,
+) -> bool:
+    """Whether a search in `mode` has anything to look for (both backends ask this first).
+    Raises for an unknown mode, and for a sparse or hybrid search of a store without sparse
+    vectors; `has_sparse` is asked only then (on a server it may cost a request)."""
+    check_mode(mode)
+    if mode != "dense" and not has_sparse():
+        raise StoreError(
+            f"{where} holds no sparse vectors (it was indexed before they existed, or without)",
+            hint="run `bookvec index` to rebuild it, or search with --mode dense",
+        )
+    return not nothing_to_search(mode, sparse)
 
 
 def _prefetch_limit(spec: Hybrid, limit: int, diverse: bool) -> int:

@@ -59,10 +59,15 @@ def check_vector(vector: Sequence[float], size: int, *, what: str) -> list[float
 
 def prepare(point: BookPoint, vector_size: int) -> Prepared:
     vector = check_vector(point.vector, vector_size, what=f"the vector of {point.title!r}")
-    return _complete(point, vector)
+    sparse = None
+    if point.sparse is not None:
+        sparse = check_sparse(point.sparse, what=f"the sparse vector of {point.title!r}")
+    return _complete(point, vector, sparse)
 
 
-def _complete(point: BookPoint, vector: list[float]) -> Prepared:
+def _complete(
+    point: BookPoint, vector: list[float], sparse: tuple[list[int], list[float]] | None
+) -> Prepared:
     payload = dict(point.payload)
     payload["title"] = point.title
     if not payload.get("authors"):
@@ -71,9 +76,6 @@ def _complete(point: BookPoint, vector: list[float]) -> Prepared:
     if not payload.get("content_hash"):
         payload["content_hash"] = content_hash(payload, vector)
     add_filter_keys(payload)
-    sparse = None
-    if point.sparse is not None:
-        sparse = check_sparse(point.sparse, what=f"the sparse vector of {point.title!r}")
     return Prepared(point_id(point.title), point.title, vector, payload, sparse)
 
 
@@ -118,7 +120,54 @@ def prepare_batch(points: Sequence[BookPoint], vector_size: int) -> list[Prepare
         or not matrix.any(axis=1).all()
     ):
         return [prepare(point, vector_size) for point in points]  # raises on the first bad one
-    return [_complete(p, vector) for p, vector in zip(points, matrix.tolist(), strict=True)]
+    sparse = _checked_sparse(points)
+    if sparse is None:  # one is off: the point-by-point path names the first bad one
+        return [prepare(point, vector_size) for point in points]
+    rows = zip(points, matrix.tolist(), sparse, strict=True)
+    return [_complete(p, vector, pair) for p, vector, pair in rows]
+
+
+def _checked_sparse(points: Sequence[BookPoint]) -> list[Any] | None:
+    """What `check_sparse` does, for a whole batch in a few numpy calls (point by point it was
+    most of the cost of preparing a point): each point's (indices, values) as lists of ints
+    and floats, or None for a point without. None for the batch when any pair is not as
+    `check_sparse` wants it, or is of a kind numpy reads differently."""
+    import numpy as np
+
+    given = [i for i, point in enumerate(points) if point.sparse is not None]
+    out: list[Any] = [None] * len(points)
+    if not given:
+        return out
+    pairs = [points[i].sparse for i in given]
+    try:
+        sizes = [len(pair[0]) for pair in pairs]
+        if any(len(pair[1]) != n for pair, n in zip(pairs, sizes, strict=True)):
+            return None
+        indices = np.asarray([i for pair in pairs for i in pair[0]], dtype=np.int64)
+        values = np.asarray([v for pair in pairs for v in pair[1]], dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if indices.ndim != 1 or values.ndim != 1 or (indices < 0).any():
+        return None
+    if not np.isfinite(values).all():
+        return None
+    # distinct within each point: sorted ascending (as bookvec makes them) is one diff;
+    # anything else is sorted by (point, index) first
+    ends = np.cumsum(sizes)
+    first = np.zeros(len(indices), dtype=bool)
+    first[ends[:-1][ends[:-1] < len(indices)]] = True
+    if len(indices) > 1 and not ((np.diff(indices) > 0) | first[1:]).all():
+        owner = np.repeat(np.arange(len(pairs)), sizes)
+        order = np.lexsort((indices, owner))
+        ranked, owners = indices[order], owner[order]
+        if ((ranked[1:] == ranked[:-1]) & (owners[1:] == owners[:-1])).any():
+            return None  # an index repeated within a point
+    flat_i, flat_v = indices.tolist(), values.tolist()
+    start = 0
+    for slot, n in zip(given, sizes, strict=True):
+        out[slot] = (flat_i[start : start + n], flat_v[start : start + n])
+        start += n
+    return out
 
 
 def dedupe(items: Iterable[Prepared]) -> list[Prepared]:
@@ -149,6 +198,24 @@ def classify(
     return to_write, report
 
 
+def as_records(
+    ids: Mapping[str, str], found: Mapping[str, Any], with_vectors: bool
+) -> dict[str, Any]:
+    """get()'s answer on either backend: title -> Record for the titles (`ids`: title -> point
+    id) whose point was `found` (point id -> the backend's record: id, payload, vector)."""
+    from bookvec.indexer.hybrid import split_vector
+    from bookvec.indexer.types import Record
+
+    out = {}
+    for title, pid in ids.items():
+        if pid in found:
+            rec = found[pid]
+            dense, sparse = split_vector(rec.vector) if with_vectors else (None, None)
+            payload = dict(rec.payload or {})
+            out[title] = Record(title=title, id=pid, payload=payload, vector=dense, sparse=sparse)
+    return out
+
+
 def ids_by_title(titles: Iterable[str]) -> dict[str, str]:
     """Distinct titles in order -> their point ids."""
     return {title: point_id(title) for title in dict.fromkeys(titles)}
@@ -163,6 +230,27 @@ def recommend_vector(positive: Sequence[Sequence[float]], negative: Sequence[Seq
         return mean_positive.tolist()
     mean_negative = np.mean(np.asarray(negative, dtype=np.float64), axis=0)
     return (2.0 * mean_positive - mean_negative).tolist()
+
+
+def recommend_both(
+    vectors: Sequence[Any], positive: Sequence[str]
+) -> tuple[list[float], tuple[list[int], list[float]] | None]:
+    """The average_vector rule on both sides: dense as Qdrant's, sparse by bookvec.sparse's."""
+    from bookvec.sparse import combine
+
+    dense = [d for d, _ in vectors]
+    sparse = [s for _, s in vectors]
+    n = len(positive)
+    query = recommend_vector(dense[:n], dense[n:])
+    pos = [s for s in sparse[:n] if s is not None]
+    neg = [s for s in sparse[n:] if s is not None]
+    return query, (combine(pos, neg) if pos else None)
+
+
+def fitting(items: list[Prepared], has_sparse: bool, where: object) -> list[Prepared]:
+    """`items`, once `sparse_vectors_fit` has checked them (for a generator of batches)."""
+    sparse_vectors_fit(items, has_sparse, where)
+    return items
 
 
 def check_examples(positive: Sequence[str], negative: Sequence[str]) -> None:

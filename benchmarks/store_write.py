@@ -1,0 +1,256 @@
+"""Where the embedded store's writes spend their time, and how fast they go, side by side with
+raw qdrant-edge-py in one run (issue 15, item 3: the store layer at >= 40,000 points/s).
+
+    python benchmarks/store_write.py                    # 37,020 and 100,000 points, 3 runs
+    python benchmarks/store_write.py --sizes 37020 --runs 5 --json
+
+The points are what bookvec writes for a trained corpus: 50-d vectors, a sparse `links` vector
+(~20 entries) and the full payload (title, genres, author, authors, country, language,
+publisher, year, source, content_hash, plus the filter keys author_keys / country_key).
+
+Per size and run, interleaved so that the machine's load hits all alike:
+- raw: `edge.Point` + `UpdateOperation.upsert_points` + `shard.update` in batches of 2,048
+  into a shard made as bookvec makes it (payload indexes first), then `flush()`: the floor.
+- store: `EdgeStore.replace_all` (a new generation: checks, payload completion, conversion
+  overlapped with Edge's insert, flush, census, publish). Its write phase is timed from the
+  call to the last progress report (every point stored); above Edge's indexing threshold
+  (~51k 50-d points) the HNSW build that follows is timed apart, as it is not writing points.
+- upsert: `EdgeStore.upsert` of 2,048 new books into the store just built (copy-on-write of
+  the generation, its write, flush and publish), in points/s and seconds.
+
+The profile (one pass, microseconds per point, at the first size): bookvec's preparation
+(`prepare_batch` + `dedupe`), `edge.Point` construction with and without the payload (the
+payload conversion of qdrant-edge-py, which tries bool, u64, i64 and f64 before str, each
+failure a Python exception), the same with leaner payloads bookvec does not write (the
+filtered fields only; those plus the rest as one JSON string) to show what they would buy,
+`upsert_points`, `update` with and without payload, `flush`, and the copy of a generation's
+shard. Medians over --runs with min..max.
+Machine: 2 shared cores; timings move with the load of other processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import qdrant_edge as edge
+
+from bookvec.indexer import BookPoint, IndexOptions, open_store
+from bookvec.indexer.edge import _create, _edge_vector
+from bookvec.indexer.generations import copy_tree
+from bookvec.indexer.points import BATCH, batched, dedupe, prepare_batch
+from bookvec.settings import QdrantSettings
+
+GENRES = ["fantasy", "crime", "romance", "poetry", "horror", "science fiction", "history"]
+COUNTRIES = ["France", "United States", "United Kingdom", "Germany", "Russia", "Japan"]
+OPTIONS = IndexOptions(sparse="dot", sparse_weighting="bm25")
+DIM = 50
+# what the filters match and the catalogue scan selects (filters.py, catalogue.py)
+FILTERED = ("genres", "authors", "country", "author_keys", "country_key", "year", "source")
+
+
+def books(n: int, seed: int, prefix: str = "Book") -> list[BookPoint]:
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((n, DIM)).astype(np.float32)
+    out = []
+    for i in range(n):
+        author = f"Author {i % (n // 2 + 1)}"
+        links = np.sort(rng.choice(200_000, 20, replace=False))
+        out.append(
+            BookPoint(
+                title=f"{prefix} {i}",
+                vector=vectors[i],
+                payload={
+                    "genres": [GENRES[i % len(GENRES)]],
+                    "author": author,
+                    "authors": [author],
+                    "country": COUNTRIES[i % len(COUNTRIES)],
+                    "language": "English",
+                    "publisher": None,
+                    "year": 1800 + i % 220,
+                    "source": "bundle",
+                    # set by bookvec.library as it makes the points (the model id is in it)
+                    "content_hash": f"{i:032x}",
+                },
+                sparse=(links.tolist(), rng.random(20).round(4).tolist()),
+            )
+        )
+    return out
+
+
+def raw_write(path: Path, prepared: list, dim: int) -> float:
+    """Seconds for the same points straight into a shard made as bookvec makes it."""
+    shutil.rmtree(path, ignore_errors=True)
+    shard = _create(path, dim, OPTIONS)
+    try:
+        start = time.perf_counter()
+        for batch in batched(prepared, BATCH):
+            points = [edge.Point(p.id, _edge_vector(p), p.payload) for p in batch]
+            shard.update(edge.UpdateOperation.upsert_points(points))
+        shard.flush()
+        return time.perf_counter() - start
+    finally:
+        shard.close()
+
+
+def store_write(root: Path, data: list[BookPoint], extra: list[BookPoint]) -> dict[str, float]:
+    shutil.rmtree(root, ignore_errors=True)
+    store = open_store(QdrantSettings(collection="books"), path=root)
+    stored = {"n": 0, "last": 0.0}
+
+    def progress(n: int) -> None:
+        stored["n"] += n
+        stored["last"] = time.perf_counter()
+
+    try:
+        began = time.perf_counter()
+        count = store.replace_all(
+            data, vector_size=DIM, model_version="bench", progress=progress, options=OPTIONS
+        )
+        total = time.perf_counter() - began
+        assert count == len(data) and stored["n"] == len(data), (count, stored)
+        start = time.perf_counter()
+        report = store.upsert(extra)
+        upsert = time.perf_counter() - start
+        assert report.added == len(extra), report
+    finally:
+        store.close()
+    return {"write": stored["last"] - began, "total": total, "upsert": upsert}
+
+
+def per_point(seconds: float, n: int) -> float:
+    return round(seconds / n * 1e6, 2)
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def profile(data: list[BookPoint], tmp: Path) -> dict[str, float]:
+    n = len(data)
+    out: dict[str, float] = {}
+    prepared: list = []
+    out["prepare_batch + dedupe"] = per_point(
+        timed(lambda: prepared.extend(dedupe(prepare_batch(b, DIM)) for b in batched(data))), n
+    )
+    prepared = [p for batch in prepared for p in batch]
+    vectors = [_edge_vector(p) for p in prepared]
+    out["edge.Point, no payload"] = per_point(
+        timed(lambda: [edge.Point(p.id, v, None) for p, v in zip(prepared, vectors, strict=True)]),
+        n,
+    )
+    points: list = []
+    out["edge.Point, full payload"] = per_point(
+        timed(
+            lambda: points.extend(
+                edge.Point(p.id, v, p.payload) for p, v in zip(prepared, vectors, strict=True)
+            )
+        ),
+        n,
+    )
+    # what leaner payloads would cost (not what bookvec writes): the fields filters need only,
+    # and everything else as one JSON string beside them
+    lean = [{k: p.payload.get(k) for k in FILTERED} for p in prepared]
+    out["edge.Point, filtered fields only"] = per_point(
+        timed(
+            lambda: [
+                edge.Point(p.id, v, pl) for p, v, pl in zip(prepared, vectors, lean, strict=True)
+            ]
+        ),
+        n,
+    )
+    packed = [
+        {**pl, "rest": json.dumps({k: v for k, v in p.payload.items() if k not in FILTERED})}
+        for p, pl in zip(prepared, lean, strict=True)
+    ]
+    out["edge.Point, filtered fields + one JSON string"] = per_point(
+        timed(
+            lambda: [
+                edge.Point(p.id, v, pl) for p, v, pl in zip(prepared, vectors, packed, strict=True)
+            ]
+        ),
+        n,
+    )
+    bare = [edge.Point(p.id, v, None) for p, v in zip(prepared, vectors, strict=True)]
+    for label, pts in (("full payload", points), ("no payload", bare)):
+        path = tmp / f"profile-{label.replace(' ', '-')}"
+        shard = _create(path, DIM, OPTIONS)
+        start = time.perf_counter()
+        ops = [edge.UpdateOperation.upsert_points(pts[k : k + BATCH]) for k in range(0, n, BATCH)]
+        build = time.perf_counter() - start
+        start = time.perf_counter()
+        for op in ops:
+            shard.update(op)
+        update = time.perf_counter() - start
+        flush = timed(shard.flush)
+        shard.close()
+        out[f"upsert_points, {label}"] = per_point(build, n)
+        out[f"shard.update, {label}"] = per_point(update, n)
+        out[f"flush ms, {label}"] = round(flush * 1000, 1)
+        if label == "full payload":
+            out["copy of the generation's shard ms"] = round(
+                timed(lambda path=path: copy_tree(path, tmp / "profile-copy")) * 1000, 1
+            )
+        shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(tmp / "profile-copy", ignore_errors=True)
+    return out
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values)),
+        "min": round(min(values)),
+        "max": round(max(values)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[37_020, 100_000])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result: dict = {"runs": args.runs, "sizes": {}}
+    with tempfile.TemporaryDirectory(prefix="bookvec-store-write-") as name:
+        tmp = Path(name)
+        for size in args.sizes:
+            data = books(size, 1)
+            extra = books(BATCH, 2, prefix="New")
+            if not args.no_profile and "profile_us_per_point" not in result:
+                result["profile_us_per_point"] = profile(data, tmp)
+                result["profile_points"] = size
+            prepared = [p for b in batched(data) for p in dedupe(prepare_batch(b, DIM))]
+            raw, write, total, upsert = [], [], [], []
+            for _ in range(args.runs):
+                raw.append(size / raw_write(tmp / "raw", prepared, DIM))
+                timing = store_write(tmp / "store", data, extra)
+                write.append(size / timing["write"])
+                total.append(timing["total"])
+                upsert.append(len(extra) / timing["upsert"])
+            result["sizes"][size] = {
+                "raw_edge_points_per_s": spread(raw),
+                "store_write_points_per_s": spread(write),
+                "store_over_raw": round(
+                    statistics.median(w / r for w, r in zip(write, raw, strict=True)), 3
+                ),
+                "replace_all_seconds_incl_hnsw": {
+                    "median": round(statistics.median(total), 2),
+                    "min": round(min(total), 2),
+                    "max": round(max(total), 2),
+                },
+                "upsert_2048_points_per_s": spread(upsert),
+            }
+    print(json.dumps(result, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""The embedded store's reading side: searches, recommend, get, count and titles on the live
+generation's shard (EdgeStore's mixin; edge_live.py finds and opens that shard).
+
+Edge has no query-by-id or server-side recommend by id, so search-like and recommend retrieve
+the stored vectors first and exclude the examples with a `must_not` HasId.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import qdrant_edge as edge
+
+from bookvec.indexer import filters, hybrid
+from bookvec.indexer import title_index as title_keys
+from bookvec.indexer.edge_shard import SCROLL_PAGE
+from bookvec.indexer.ids import point_id
+from bookvec.indexer.points import (
+    as_records,
+    batched,
+    check_examples,
+    check_limit,
+    check_sparse,
+    check_vector,
+    first_missing,
+    hits,
+    ids_by_title,
+    recommend_both,
+    recommend_vector,
+)
+from bookvec.indexer.types import BookFilter, CollectionInfo, Hit, IndexOptions, Record
+
+if TYPE_CHECKING:
+    from bookvec.indexer.generations import Opened
+
+
+class EdgeReads:
+    """Reads of EdgeStore. What it needs of the store: `_require()` (the live generation and
+    its shard, opened), `_follow()`, `_live`, `_shard`, `_params` (the search params), `root`,
+    `collection`, `backend` and `hybrid`."""
+
+    backend: str
+    root: Path
+    collection: str
+    hybrid: hybrid.Hybrid
+    _live: Opened | None
+    _shard: edge.EdgeShard | None
+    _params: edge.SearchParams | None
+
+    if TYPE_CHECKING:  # edge_live.EdgeLive's
+
+        def _follow(self) -> None: ...
+
+        def _require(self) -> tuple[Opened, edge.EdgeShard]: ...
+
+    def info(self) -> CollectionInfo | None:
+        self._follow()
+        if self._live is None or self._shard is None:
+            return None
+        shard_info = self._shard.info()
+        return CollectionInfo(
+            name=self.collection,
+            backend=self.backend,
+            model_version=self._live.meta.model_version,
+            vector_size=self._live.meta.vector_size,
+            points=self.count(),
+            location=str(self._live.path),
+            index=IndexOptions.from_dict(self._live.meta.index),
+            indexed_vectors=shard_info.indexed_vectors_count,
+        )
+
+    def search(
+        self,
+        vector: Sequence[float],
+        *,
+        limit: int = 10,
+        filter: BookFilter | None = None,
+        exclude_titles: Iterable[str] = (),
+        sparse: tuple[Sequence[int], Sequence[float]] | None = None,
+        mode: str = "dense",
+        diverse: bool = False,
+    ) -> list[Hit]:
+        live, shard = self._require()
+        query = check_vector(vector, live.meta.vector_size, what="the query vector")
+        excluded = [point_id(t) for t in exclude_titles]
+        if mode == "dense" and not diverse:
+            return self._nearest(shard, query, limit, filter, excluded)
+        pair = None if sparse is None else check_sparse(sparse, what="the sparse query")
+        return self._by_mode(shard, mode, query, pair, limit, filter, excluded, diverse)
+
+    def search_like(
+        self,
+        title: str,
+        *,
+        limit: int = 10,
+        filter: BookFilter | None = None,
+        mode: str = "dense",
+        diverse: bool = False,
+    ) -> list[Hit]:
+        _, shard = self._require()
+        if mode == "dense" and not diverse:
+            vectors = self._vectors(shard, [title])
+            return self._nearest(shard, vectors[0], limit, filter, [point_id(title)])
+        [(dense, sparse)] = self._both_vectors(shard, [title])
+        return self._by_mode(shard, mode, dense, sparse, limit, filter, [point_id(title)], diverse)
+
+    def recommend(
+        self,
+        positive: Sequence[str],
+        negative: Sequence[str] = (),
+        *,
+        limit: int = 10,
+        filter: BookFilter | None = None,
+        mode: str = "dense",
+        diverse: bool = False,
+    ) -> list[Hit]:
+        check_examples(positive, negative)
+        _, shard = self._require()
+        excluded = list(ids_by_title([*positive, *negative]).values())
+        if mode == "dense" and not diverse:
+            vectors = self._vectors(shard, [*positive, *negative])
+            query = recommend_vector(vectors[: len(positive)], vectors[len(positive) :])
+            return self._nearest(shard, query, limit, filter, excluded)
+        dense, sparse = recommend_both(self._both_vectors(shard, [*positive, *negative]), positive)
+        return self._by_mode(shard, mode, dense, sparse, limit, filter, excluded, diverse)
+
+    def get(self, titles: Iterable[str], *, with_vectors: bool = False) -> dict[str, Record]:
+        _, shard = self._require()
+        ids = ids_by_title(titles)
+        found: dict[str, Any] = {}
+        for batch in batched(list(ids.values()), SCROLL_PAGE):
+            for rec in shard.retrieve(batch, with_payload=True, with_vector=with_vectors):
+                found[str(rec.id)] = rec
+        return as_records(ids, found, with_vectors)
+
+    def count(self, filter: BookFilter | None = None) -> int:
+        _, shard = self._require()
+        return shard.count(edge.CountRequest(exact=True, filter=filters.to_edge(filter)))
+
+    def title_keys(self):
+        """The live generation's title-key index (bookvec.titlekeys.TitleKeys; the caller
+        closes it), or None when it has none that matches the shard."""
+        live, shard = self._require()
+        return title_keys.open_for(live.path, shard)
+
+    def titles(self) -> list[str]:
+        _, shard = self._require()
+        titles: list[str] = []
+        offset = None
+        while True:
+            request = edge.ScrollRequest(
+                offset=offset, limit=SCROLL_PAGE, with_payload=["title"], with_vector=False
+            )
+            records, offset = shard.scroll(request)
+            titles.extend(rec.payload["title"] for rec in records)
+            if offset is None:
+                return sorted(titles)
+
+    def _vectors(self, shard: edge.EdgeShard, titles: Sequence[str]) -> list[list[float]]:
+        ids = ids_by_title(titles)
+        records = shard.retrieve(list(ids.values()), with_payload=False, with_vector=True)
+        by_id = {str(rec.id): hybrid.split_vector(rec.vector)[0] for rec in records}
+        missing = first_missing(titles, [t for t, pid in ids.items() if pid in by_id])
+        if missing is not None:
+            raise missing
+        return [by_id[point_id(title)] for title in titles]
+
+    def _both_vectors(self, shard: edge.EdgeShard, titles: Sequence[str]) -> list[Any]:
+        """(dense, sparse) of each title, in order; sparse None where the book has none."""
+        ids = ids_by_title(titles)
+        records = shard.retrieve(list(ids.values()), with_payload=False, with_vector=True)
+        by_id = {str(rec.id): hybrid.split_vector(rec.vector) for rec in records}
+        missing = first_missing(titles, [t for t, pid in ids.items() if pid in by_id])
+        if missing is not None:
+            raise missing
+        return [by_id[point_id(title)] for title in titles]
+
+    def _has_sparse(self) -> bool:
+        return self._live is not None and IndexOptions.from_dict(self._live.meta.index).has_sparse
+
+    def _by_mode(
+        self,
+        shard: edge.EdgeShard,
+        mode: str,
+        dense: Sequence[float],
+        sparse: tuple[list[int], list[float]] | None,
+        limit: int,
+        flt: BookFilter | None,
+        exclude_ids: Sequence[str],
+        diverse: bool,
+    ) -> list[Hit]:
+        """A search in `mode` (hybrid.py builds the query), optionally diversified by MMR."""
+        if not hybrid.searchable(mode, sparse, self._has_sparse, self.root):
+            return []
+        request = hybrid.edge_request(
+            mode,
+            list(dense),
+            sparse,
+            limit=check_limit(limit),
+            flt=filters.to_edge(flt, exclude_ids),
+            params=self._params,
+            diverse=diverse,
+            spec=self.hybrid,
+        )
+        return hits(shard.query(request))
+
+    def _nearest(
+        self,
+        shard: edge.EdgeShard,
+        vector: Sequence[float],
+        limit: int,
+        flt: BookFilter | None,
+        exclude_ids: Sequence[str],
+    ) -> list[Hit]:
+        request = edge.QueryRequest(
+            limit=check_limit(limit),
+            query=edge.Query.Nearest(list(vector)),
+            filter=filters.to_edge(flt, exclude_ids),
+            params=self._params,
+            with_payload=True,
+            with_vector=False,
+        )
+        return hits(shard.query(request))
