@@ -300,20 +300,15 @@ class Index:
         An input whose every record is rejected raises InputError. `bookvec upsert`."""
         from bookvec.library import upserting
 
-        bundle = self.model.bundle
-        store = self._open(read_only=dry_run)
-        try:
-            report = upserting.upsert(
-                books,
-                bundle,
-                store,
-                format=format,
-                skip_invalid=skip_invalid,
-                dry_run=dry_run,
-                rejects_file=rejects,
-            )
-        finally:
-            store.close()
+        report = upserting.upsert(
+            books,
+            self.model.bundle,
+            self._open,
+            format=format,
+            skip_invalid=skip_invalid,
+            dry_run=dry_run,
+            rejects_file=rejects,
+        )
         upserting.check_stored(report, rejects)
         return report
 

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     import polars as pl
 
 
+class SameBookError(ConfigError):
+    """explain() was given one book twice."""
+
+
 def load(model: str | Path | None = None, *, home: str | Path | None = None) -> Model:
     """The model bundle ``model`` names (a directory or a model id; None: the current one)."""
     where = home_of(home)
@@ -64,6 +68,14 @@ class Model:
         self.bundle = bundle
         self._home = home or home_of()
         self._store = store  # an Index's open store: where upserted books are looked up
+        self._verified: set[str] = set()
+
+    def _need(self, *names: str) -> None:
+        """Check these bundle files against the manifest's hashes, once per Model."""
+        todo = tuple(name for name in names if name not in self._verified)
+        if todo:
+            self.bundle.verify(todo)
+            self._verified.update(todo)
 
     def __repr__(self) -> str:
         b = self.bundle
@@ -104,12 +116,14 @@ class Model:
     def _book_vectors(self) -> np.ndarray:
         import numpy as np
 
+        self._need("book_vectors.npy")
         return np.asarray(self.bundle.book_vectors, dtype=np.float32)
 
     @cached_property
     def _link_vectors(self) -> np.ndarray:
         import numpy as np
 
+        self._need("link_vectors.npy")
         return np.asarray(self.bundle.link_vectors, dtype=np.float32)
 
     def book_index(self, title: str, *, exact: bool = False) -> int:
@@ -182,6 +196,7 @@ class Model:
         """The pages the book's article most likely links to (the score graph over every page),
         best first; ``missing``: only those it does not link to yet. `bookvec links`."""
         _check_topn(topn)
+        self._need("score.onnx")
         bundle = self.bundle
         try:
             index, record = self.book_index(title, exact=exact), None
@@ -212,6 +227,7 @@ class Model:
     def similar_links(self, page: str, topn: int = 10, *, exact: bool = False) -> list[LinkHit]:
         """The pages nearest a page: cosine of the link vectors. `bookvec similar-links`."""
         _check_topn(topn)
+        self._need("link_vectors.npy")
         index = self.link_index(page, exact=exact)
         return [LinkHit(**row) for row in actions.nearest_links(self.bundle, index, limit=topn)]
 
@@ -221,9 +237,10 @@ class Model:
         import numpy as np
 
         _check_topn(topn)
+        self._need("book_vectors.npy", "link_vectors.npy")
         sa, sb = self._side(a, exact, log), self._side(b, exact, log)
         if sa[0] == sb[0]:
-            raise ConfigError(f"A and B are the same book ({sa[0]!r})")
+            raise SameBookError(f"A and B are the same book ({sa[0]!r})")
         raw = actions.explain_sides(self.bundle, sa[:3], sb[:3], limit=topn)
         names = {row["link"] for key in ("shared_links", "pulling_links") for row in raw[key]}
         index, vectors = self.bundle.link_index, self._link_vectors
@@ -280,6 +297,7 @@ class Model:
         listed in ``rejects``. `bookvec score`."""
         from bookvec.library.pairs import score_rows
 
+        self._need("score.onnx")
         rows = _pair_rows(pairs)
         return score_rows(self, rows, exact=exact, skip_invalid=skip_invalid, source=source)
 
@@ -290,6 +308,7 @@ class Model:
 
         if isinstance(links, str):
             raise InputError("fold_in takes a list of page titles, not one string")
+        self._need("fold_in.onnx", "links.parquet")
         names = cleaned_links(list(links), actions.bundle_cleaning(self.bundle))
         known = [self.bundle.link_index[n] for n in names if n in self.bundle.link_index]
         if not known:

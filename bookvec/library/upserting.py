@@ -85,7 +85,7 @@ def _records(books: Iterable[Any], *, skip_invalid: bool, rejects) -> Iterator[A
 def upsert(
     books: Any,
     bundle,
-    store,
+    opener: Callable[..., Any],
     *,
     format: str | None = None,
     skip_invalid: bool = False,
@@ -93,9 +93,10 @@ def upsert(
     rejects_file: str | None = None,
     progress: ProgressFactory = no_progress,
 ) -> UpsertReport:
-    """Fold in and store ``books`` (see read_input); the report counts added, updated,
-    unchanged and rejected books. Does not raise when every record is rejected: see
-    check_stored (the CLI prints the report first)."""
+    """Fold in and store ``books`` (see read_input) in the store ``opener(read_only=...)``
+    opens (for this call; once the input is open, so a missing file is said first); the
+    report counts added, updated, unchanged and rejected books. Does not raise when every
+    record is rejected: see check_stored (the CLI prints the report first)."""
     from bookvec.library.rejects import Rejects, as_dict
     from bookvec.model.runtime import Runtime
 
@@ -109,7 +110,11 @@ def upsert(
     try:
         read = read_input(books, format=format, skip_invalid=skip_invalid, rejects=rejects)
         runtime = Runtime(bundle.path)
-        counts = _store(read, bundle, runtime, rejects, store, dry_run, progress)
+        store = opener(read_only=dry_run)
+        try:
+            counts = _store(read, bundle, runtime, rejects, store, dry_run, progress)
+        finally:
+            store.close()
         rejects.commit()
     finally:
         rejects.discard()  # nothing left to remove once committed
