@@ -101,12 +101,19 @@ def shard_path(home: Path) -> Path:
     return root / (root / "CURRENT").read_text().strip() / "shard"
 
 
-def wall(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+def wall(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the child: user + system, output)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     # run outside the repository: the working directory comes first on sys.path, and the
     # checkout's bookvec/ there would shadow the --before code on PYTHONPATH
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=env["BOOKVEC_HOME"])
-    return time.perf_counter() - start, done.stdout + done.stderr
+    seconds = time.perf_counter() - start
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (now.ru_utime - used.ru_utime) + (now.ru_stime - used.ru_stime)
+    return seconds, cpu, done.stdout + done.stderr
 
 
 def import_time(env: dict[str, str]) -> float:
@@ -162,12 +169,14 @@ def run_size(n: int, runs: int, before: str | None = None, after: str = "HEAD") 
                     variants[f"{name}_{label}"] = variants[name]
                     envs[f"{name}_{label}"] = tree_env
         times: dict[str, list[float]] = {name: [] for name in variants}
+        cpu: dict[str, list[float]] = {name: [] for name in variants}
         reopen: list[float] = []
         outputs: dict[str, str] = {}
         for _ in range(runs):
             for name, cmd in variants.items():
-                seconds, out = wall(cmd, envs[name])
+                seconds, used, out = wall(cmd, envs[name])
                 times[name].append(seconds)
+                cpu[name].append(used)
                 outputs[name] = out
                 if name == "floor":
                     reopen.append(float(out.strip()))
@@ -177,8 +186,8 @@ def run_size(n: int, runs: int, before: str | None = None, after: str = "HEAD") 
             assert same, "the same answer before and after"
         imports = [import_time(env) for _ in range(3)]
 
-        def ratio(a: str, b: str) -> float:
-            pairs = zip(times[a], times[b], strict=True)
+        def ratio(a: str, b: str, of: dict[str, list[float]] = times) -> float:
+            pairs = zip(of[a], of[b], strict=True)
             return round(statistics.median(x / y for x, y in pairs), 3)
 
         compared = {}
@@ -189,12 +198,16 @@ def run_size(n: int, runs: int, before: str | None = None, after: str = "HEAD") 
                 "exact_after_over_before": ratio("exact_after", "exact_before"),
                 "loose_after_over_before": ratio("loose_after", "loose_before"),
                 "installed_exact_over_before": ratio("exact", "exact_before"),
+                # CPU seconds move less than wall seconds with the other processes' load
+                "cpu_exact_after_over_before": ratio("exact_after", "exact_before", cpu),
+                "cpu_loose_after_over_before": ratio("loose_after", "loose_before", cpu),
             }
         return {
             **compared,
             "books": len(titles),
             "index_s": round(index_s, 2),
             "wall_s": {name: spread(values) for name, values in times.items()},
+            "cpu_s": {name: spread(values) for name, values in cpu.items()},
             "shard_reopen_s": spread(reopen),
             "import_bookvec_cli_main_s": spread(imports),
             "exact_over_floor": ratio("exact", "floor"),
