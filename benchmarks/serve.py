@@ -240,10 +240,8 @@ def wrk_script(requests: list, directory: Path) -> Path:
     items = []
     for method, path, body in requests:
         headers = '{["Content-Type"]="application/json"}' if body else "{}"
-        items.append(
-            "{%s, %s, %s, %s}"
-            % (lua_string(method), lua_string(path), headers, lua_string(body) if body else "nil")
-        )
+        parts = [lua_string(method), lua_string(path), headers, lua_string(body) if body else "nil"]
+        items.append("{" + ", ".join(parts) + "}")
     script = directory / f"calls-{abs(hash(tuple(r[1] for r in requests)))}.lua"
     script.write_text(LUA % ",\n".join(items))
     return script
