@@ -6,7 +6,7 @@ import typer
 
 from bookvec.cli import output
 from bookvec.cli.app import app
-from bookvec.cli.common import ApiKeyOption, CollectionOption, JsonOption, UrlOption, open_store
+from bookvec.cli.common import ApiKeyOption, CollectionOption, JsonOption, UrlOption
 from bookvec.safetext import printable
 
 
@@ -27,28 +27,18 @@ def delete(
 
     Example: bookvec delete "Jaws (novel)" "The Deep (novel)"
     """
-    from bookvec.library.actions import resolve_store_title
+    from bookvec.library.index import open_index
 
-    store = open_store(url, api_key, collection, read_only=dry_run)
-    try:
-        resolved = list(dict.fromkeys(resolve_store_title(store, t, exact=exact) for t in titles))
-        deleted = len(resolved) if dry_run else store.delete(resolved)
-        remaining = store.count()
-    finally:
-        store.close()
-    result = {
-        "deleted": deleted,
-        "titles": resolved,
-        "remaining": remaining - (deleted if dry_run else 0),
-        "dry_run": dry_run,
-    }
+    with open_index(url=url, api_key=api_key, collection=collection) as index:
+        result = index.delete(titles, exact=exact, dry_run=dry_run)
     if json_:
-        output.emit_json(result)
+        output.emit_json(result.to_dict())
         return
     verb = "would remove" if dry_run else "removed"
+    deleted = result.deleted
     output.stdout.print(
         f"{verb} {deleted} book{'s' if deleted != 1 else ''}: "
-        + "; ".join(printable(title) for title in resolved)
-        + f" ({result['remaining']:,} left)",
+        + "; ".join(printable(title) for title in result.titles)
+        + f" ({result.remaining:,} left)",
         markup=False,
     )

@@ -6,7 +6,7 @@ import typer
 
 from bookvec.cli import output
 from bookvec.cli.app import app
-from bookvec.cli.common import JsonOption, ModelOption, open_model
+from bookvec.cli.common import JsonOption, ModelOption
 from bookvec.safetext import printable
 
 
@@ -54,73 +54,36 @@ def explain(
 
     Example: bookvec explain "The Fashion in Shrouds" "More Work for the Undertaker"
     """
-    import numpy as np
+    from bookvec.library.model import SameBookError, load
 
-    from bookvec.errors import TitleNotFoundError
-    from bookvec.library.actions import explain_sides, observed_links, resolve_bundle_book
-
-    bundle = open_model(model)
-    bundle.verify(("book_vectors.npy", "link_vectors.npy"))
-    books = np.asarray(bundle.book_vectors, dtype=np.float32)
-
-    def side(query: str) -> tuple:
-        """(title, unit vector, link indices, upserted) of a trained or an upserted book."""
-        try:
-            i = resolve_bundle_book(bundle, query, exact=exact)
-        except TitleNotFoundError:
-            from bookvec.library.catalogue import find_upserted, record_links
-
-            record = find_upserted(query, exact=exact)  # a book added by upsert
-            if record is None:
-                raise
-            vector = np.asarray(record.vector, dtype=np.float32)
-            vector /= max(float(np.linalg.norm(vector)), 1e-12)
-            return record.title, vector, np.asarray(record_links(record, bundle)), True
-        return bundle.book_titles[i], books[i], observed_links(bundle, i, log=output.log), False
-
-    sa, sb = side(a), side(b)
-    if sa[0] == sb[0]:
-        raise typer.BadParameter(f"A and B are the same book ({sa[0]!r})")
-    result = explain_sides(bundle, sa[:3], sb[:3], limit=limit)
-    for key, s in (("a", sa), ("b", sb)):
-        if s[3]:
-            result[f"{key}_upserted"] = True
+    try:
+        result = load(model).explain(a, b, topn=limit, exact=exact, log=output.log)
+    except SameBookError as exc:
+        raise typer.BadParameter(exc.message) from None  # the same book twice: a usage error
     if json_:
-        output.emit_json(result)
+        output.emit_json(result.to_dict())
         return
-    names = {row["link"] for key in ("shared_links", "pulling_links") for row in result[key]}
-    in_a = {bundle.link_names[k] for k in sa[2]}
-    in_b = {bundle.link_names[k] for k in sb[2]}
+    names = {c.link for c in (*result.shared_links, *result.pulling_links)}
+    in_a, in_b = result.a_links, result.b_links
     marks = {
         n: "both" if n in in_a and n in in_b else "A" if n in in_a else "B" if n in in_b else ""
         for n in names
     }
-    vectors = np.asarray(bundle.link_vectors, dtype=np.float32)
-    cosines = {
-        name: tuple(float(vectors[bundle.link_index[name]] @ s[1]) for s in (sa, sb))
-        for name in names
-    }
-    links_a, links_b = sa[2], sb[2]
-    both = len(np.intersect1d(links_a, links_b))
-    either = len(np.union1d(links_a, links_b))
+    rows = [c.to_dict() for c in result.pulling_links]
+    both, either = len(in_a & in_b), len(in_a | in_b)
     console = output.stdout
     console.print(
-        f"A: {printable(result['a'])}{' (upserted)' if sa[3] else ''}\n"
-        f"B: {printable(result['b'])}{' (upserted)' if sb[3] else ''}\n"
-        f"cosine similarity {result['similarity']:.3f}; "
+        f"A: {printable(result.a)}{' (upserted)' if result.a_upserted else ''}\n"
+        f"B: {printable(result.b)}{' (upserted)' if result.b_upserted else ''}\n"
+        f"cosine similarity {result.similarity:.3f}; "
         f"they share {both} of the {either} pages either article links to",
         markup=False,
     )
     console.print(
-        _table(
-            result["pulling_links"],
-            title="Pages pulling them together most",
-            marks=marks,
-            cosines=cosines,
-        )
+        _table(rows, title="Pages pulling them together most", marks=marks, cosines=result.cosines)
     )
-    shown = {row["link"] for row in result["pulling_links"]}
-    rest = [row for row in result["shared_links"] if row["link"] not in shown]
+    shown = {row["link"] for row in rows}
+    rest = [c for c in result.shared_links if c.link not in shown]
     if rest:
-        listed = ", ".join(f"{printable(row['link'])} ({row['contribution']:+.3f})" for row in rest)
+        listed = ", ".join(f"{printable(c.link)} ({c.contribution:+.3f})" for c in rest)
         console.print(f"Also linked from both: {listed}", markup=False)

@@ -2,141 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
 import typer
 
 from bookvec.cli import output
 from bookvec.cli.app import app
-from bookvec.cli.common import (
-    ApiKeyOption,
-    CollectionOption,
-    JsonOption,
-    ModelOption,
-    UrlOption,
-    open_model,
-    open_store,
-)
+from bookvec.cli.common import ApiKeyOption, CollectionOption, JsonOption, ModelOption, UrlOption
 
 # The defaults of bookvec.indexer.types.IndexOptions, repeated here so that `--help` does not
 # import the indexer (keep them equal; a test checks).
 DEFAULT_HNSW_M = 16
 DEFAULT_HNSW_EF = 128
 DEFAULT_WEIGHTING = "bm25"  # bookvec.sparse.DEFAULT_WEIGHTING (a test checks)
-
-
-def run_index(
-    bundle,
-    url,
-    api_key,
-    collection,
-    *,
-    shards: int | None = None,
-    replicas: int | None = None,
-    options=None,
-    full: bool = False,
-    tolerance: float | None = None,
-) -> dict:
-    from bookvec import settings
-    from bookvec.library.actions import sparse_options
-    from bookvec.library.catalogue import reindex
-
-    options = options or sparse_options(DEFAULT_WEIGHTING)
-    from bookvec.cli.progress import counting_progress
-
-    started = time.perf_counter()
-    store = open_store(url, api_key, collection, recover=True)
-    changes = None
-    try:
-        damaged = getattr(store, "damaged", None)
-        if damaged:
-            output.warn(f"{damaged}: rebuilding it from the model and the catalogue")
-        if (
-            not damaged
-            and not full
-            and incremental_parent(store, bundle, shards, replicas, options)
-        ):
-            from bookvec.indexer.incremental import DEFAULT_TOLERANCE, reindex_incremental
-            from bookvec.library.actions import bundle_link_weights
-            from bookvec.library.catalogue import Reindexed, finish, gather
-
-            with store.exclusive():  # the catalogue read and the write under one lock
-                weighting = store.info().index.sparse_weighting
-                points, kept, refolded = gather(
-                    bundle, store, weights=bundle_link_weights(bundle, weighting)
-                )
-                with counting_progress("updating", total=None) as advance:
-                    changes = reindex_incremental(
-                        store,
-                        points,
-                        model_version=bundle.model_id,
-                        tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
-                        progress=advance,
-                    )
-            done = Reindexed(store.count(), kept, len(refolded.points), [])
-            done = finish(done, refolded, bundle, settings.store_dir())
-        elif store.backend == "edge":
-            from bookvec.indexer.edge import indexing_threshold
-
-            threshold = indexing_threshold(bundle.dim)
-            if bundle.n_books > threshold:
-                output.log(
-                    f"{bundle.n_books:,} books is above Edge's indexing threshold ({threshold:,}):"
-                    " the HNSW graph is built after loading"
-                )
-        if changes is None:
-            with counting_progress("indexing", total=bundle.n_books) as advance:
-                done = reindex(
-                    bundle,
-                    store,
-                    progress=advance,
-                    unplaced_dir=settings.store_dir(),
-                    shards=shards,
-                    replicas=replicas,
-                    options=options,
-                )
-        if done.unplaced:
-            output.warn(
-                f"{len(done.unplaced):,} upserted book(s) have no link this model knows and are "
-                f"not in the index; they are saved in {done.unplaced_file} for `bookvec upsert`"
-            )
-        info = store.info()
-    finally:
-        store.close()
-    seconds = time.perf_counter() - started
-    return {
-        "model": bundle.model_id,
-        "points": done.points,
-        "bundle_books": done.bundle_books,
-        "upserted_books": done.upserted_books,
-        "unplaced_books": len(done.unplaced),
-        "unplaced_file": done.unplaced_file,
-        "backend": info.backend if info else None,
-        "collection": info.name if info else collection,
-        "location": info.location if info else None,
-        "shards": info.shards if info else None,
-        "replicas": info.replicas if info else None,
-        "index": info.index.to_dict() if info else None,
-        "sparse_weighting": info.index.sparse_weighting if info else None,
-        "indexed_vectors": info.indexed_vectors if info else None,
-        "seconds": round(seconds, 3),
-        "incremental": None if changes is None else changes.counts(),
-    }
-
-
-def incremental_parent(store, bundle, shards, replicas, options) -> bool:
-    """True when the store holds the vectors of the model this bundle was warm-started from,
-    in the same layout: then only what changed is written (``bookvec.indexer.incremental``)."""
-    parent = (bundle.manifest.get("warm_start") or {}).get("parent")
-    info = store.info() if parent else None
-    return (
-        info is not None
-        and info.model_version == parent
-        and info.vector_size == bundle.dim
-        and (options is None or info.index == options)
-        and shards in (None, info.shards)
-        and replicas in (None, info.replicas)
-    )
 
 
 @app.command()
@@ -216,10 +92,12 @@ def index(
         hnsw_ef=hnsw_ef,
         quantization=quantization,
     )
-    bundle = open_model(model)
-    bundle.verify(("book_vectors.npy", "books.parquet"))
-    result = run_index(
-        bundle,
+    from bookvec.cli.progress import counting_progress
+    from bookvec.library.indexing import index_model
+    from bookvec.library.store import open_model_bundle
+
+    result = index_model(
+        open_model_bundle(model),
         url,
         api_key,
         collection,
@@ -228,7 +106,10 @@ def index(
         options=options,
         full=full,
         tolerance=tolerance,
-    )
+        progress=counting_progress,
+        log=output.log,
+        warn=output.warn,
+    ).to_dict()
     if json_:
         output.emit_json(result)
     elif result["incremental"] is not None:

@@ -4,66 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bookvec import settings
 from bookvec.cli import output
 from bookvec.cli.app import app
-from bookvec.cli.common import (
-    ApiKeyOption,
-    CollectionOption,
-    JsonOption,
-    ModelOption,
-    UrlOption,
-    open_store,
-)
-from bookvec.errors import BookvecError
-
-
-def _model_info(model: str | None) -> dict[str, Any]:
-    from bookvec.model.bundle import open_bundle
-
-    try:
-        bundle = open_bundle(model)
-    except BookvecError as exc:
-        return {"error": str(exc)}
-    manifest = bundle.manifest
-    return {
-        "id": bundle.model_id,
-        "path": str(bundle.path),
-        "created": manifest.get("created"),
-        "books": bundle.n_books,
-        "links": bundle.n_links,
-        "pairs": manifest.get("counts", {}).get("pairs"),
-        "dim": bundle.dim,
-        "objective": manifest.get("config", {}).get("objective"),
-        "synthetic": bundle.synthetic,
-        "corpus": manifest.get("corpus", {}).get("path"),
-        "metrics": manifest.get("metrics", {}),
-    }
-
-
-def _store_info(url, api_key, collection) -> dict[str, Any]:
-    try:
-        store = open_store(url, api_key, collection, read_only=True)
-        try:
-            details = store.info()
-        finally:
-            store.close()
-    except BookvecError as exc:
-        return {"error": str(exc)}
-    if details is None:
-        return {"error": f"no collection {collection!r} yet (run `bookvec index`)"}
-    from bookvec.cli.search import default_mode
-
-    return {
-        "backend": details.backend,
-        "collection": details.name,
-        "model": details.model_version,
-        "dim": details.vector_size,
-        "points": details.points,
-        "location": details.location,
-        "sparse": details.index.sparse_weighting if details.index.has_sparse else None,
-        "search_mode": default_mode(details),
-    }
+from bookvec.cli.common import ApiKeyOption, CollectionOption, JsonOption, ModelOption, UrlOption
 
 
 def _render(result: dict[str, Any]) -> None:
@@ -138,11 +81,9 @@ def info(
 
     Example: bookvec info --json
     """
-    result: dict[str, Any] = {
-        "home": str(settings.home()),
-        "model": _model_info(model),
-        "store": _store_info(url, api_key, collection),
-    }
+    from bookvec.library.info import info as collect
+
+    result = collect(model, url, api_key, collection).to_dict()
     if json_:
         output.emit_json(result)
         return

@@ -7,7 +7,7 @@ import typer
 
 from bookvec.cli import output
 from bookvec.cli.app import app
-from bookvec.cli.common import ModelOption, open_model
+from bookvec.cli.common import ModelOption
 
 
 @app.command()
@@ -33,34 +33,12 @@ def links(
     Examples: bookvec links "The Fashion in Shrouds" --limit 10
               bookvec links "Hawk of May" --missing --json
     """
-    from bookvec.errors import TitleNotFoundError
-    from bookvec.library.actions import observed_links, predicted_links, resolve_bundle_book
-    from bookvec.model.runtime import Runtime
+    from bookvec.library.model import load
 
-    bundle = open_model(model)
-    bundle.verify(("score.onnx",))
-    try:
-        index, upserted = resolve_bundle_book(bundle, book, exact=exact), None
-    except TitleNotFoundError:
-        from bookvec.library.catalogue import find_upserted
-
-        index, upserted = None, find_upserted(book, exact=exact)  # a book added by upsert
-        if upserted is None:
-            raise
-    if upserted is not None:
-        from bookvec.library.catalogue import predicted_links_for_vector, record_links
-
-        title = f"{upserted.title} (upserted)"
-        records = predicted_links_for_vector(
-            bundle, Runtime(bundle.path), upserted, limit=limit, missing_only=missing
-        )
-        has = len(record_links(upserted, bundle))
-    else:
-        title = bundle.book_titles[index]
-        records = predicted_links(
-            bundle, Runtime(bundle.path), index, limit=limit, missing_only=missing, log=output.log
-        )
-        has = len(observed_links(bundle, index)) if fmt == "table" else 0
+    found = load(model).links(book, missing=missing, topn=limit, exact=exact, log=output.log)
+    title = f"{found.title} (upserted)" if found.upserted else found.title
+    records = found.records()
+    has = found.observed
     caption = None
     if fmt == "table":
         caption = f"✓ observed: the article links there ({has} of its links are in the model)"
@@ -96,13 +74,11 @@ def similar_links(
     Examples: bookvec similar-links "science fiction"
               bookvec similar-links "Agatha Christie" --limit 5 --csv
     """
-    from bookvec.library.actions import nearest_links, resolve_bundle_link
+    from bookvec.library.model import load
 
-    bundle = open_model(model)
-    bundle.verify(("link_vectors.npy",))
-    index = resolve_bundle_link(bundle, link, exact=exact)
-    name = bundle.link_names[index]
-    records = nearest_links(bundle, index, limit=limit)
+    m = load(model)
+    name = m.link_names[m.link_index(link, exact=exact)]
+    records = [hit.to_dict() for hit in m.similar_links(link, topn=limit, exact=exact)]
     output.emit_rows(
         records,
         fmt,

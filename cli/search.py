@@ -8,30 +8,10 @@ import typer
 
 from bookvec.cli import output
 from bookvec.cli.app import app
-from bookvec.cli.common import (
-    ApiKeyOption,
-    CollectionOption,
-    ModelOption,
-    UrlOption,
-    open_store,
-    read_manifest_quietly,
-)
-from bookvec.errors import ModelMismatchError
+from bookvec.cli.common import ApiKeyOption, CollectionOption, ModelOption, UrlOption
 
 _FILTERS = "Filters"
 _QUERY = "Query"
-
-
-def genre_filter_values(values: list[str]) -> tuple[str, ...]:
-    """What a person types as a genre -> the canonical genre names stored in payloads."""
-    from bookvec.model.corpus.genres import canonical_genres
-
-    canonical: list[str] = []
-    for value in values:
-        for genre in canonical_genres(value) or [value.strip().casefold()]:
-            if genre not in canonical:
-                canonical.append(genre)
-    return tuple(canonical)
 
 
 def _check_query(title: str | None, like: list[str], unlike: list[str], link: str | None) -> None:
@@ -46,7 +26,7 @@ def _check_query(title: str | None, like: list[str], unlike: list[str], link: st
         )
 
 
-def _caption(positive: list[str], negative: list[str], link: str | None, book_filter) -> str:
+def _caption(positive, negative, link: str | None, filters) -> str:
     if link is not None:
         caption = f"Books most likely to link to {link!r}"
     else:
@@ -54,44 +34,16 @@ def _caption(positive: list[str], negative: list[str], link: str | None, book_fi
         if negative:
             caption += ", unlike " + " and ".join(negative)
     conditions = []
-    if book_filter.genres_any:
-        conditions.append("genre: " + " or ".join(book_filter.genres_any))
-    if book_filter.genres_all:
-        conditions.append("genres: " + " and ".join(book_filter.genres_all))
+    if filters["genres_any"]:
+        conditions.append("genre: " + " or ".join(filters["genres_any"]))
+    if filters["genres_all"]:
+        conditions.append("genres: " + " and ".join(filters["genres_all"]))
     for name in ("author", "country"):
-        if getattr(book_filter, name):
-            conditions.append(f"{name}: {getattr(book_filter, name)}")
-    if book_filter.year_from is not None or book_filter.year_to is not None:
-        conditions.append(f"years: {book_filter.year_from or ''}..{book_filter.year_to or ''}")
+        if filters[name]:
+            conditions.append(f"{name}: {filters[name]}")
+    if filters["year_from"] is not None or filters["year_to"] is not None:
+        conditions.append(f"years: {filters['year_from'] or ''}..{filters['year_to'] or ''}")
     return caption + (f" ({'; '.join(conditions)})" if conditions else "")
-
-
-def _link_vector(model: str | None, link: str, exact: bool, store_model: str | None):
-    """The page's unit vector from the bundle the store was indexed with, and its name."""
-    import numpy as np
-
-    from bookvec.cli.common import open_model
-    from bookvec.library.actions import resolve_bundle_link
-
-    bundle = open_model(model)
-    bundle.verify(("link_vectors.npy", "links.parquet"))
-    if store_model is not None and store_model != bundle.model_id:
-        raise ModelMismatchError(
-            f"the store holds vectors of model {store_model}, the model here is "
-            f"{bundle.model_id}: a link vector from one cannot query the other",
-            hint="run `bookvec index` to index the current model, or pass --model " + store_model,
-        )
-    index = resolve_bundle_link(bundle, link, exact=exact)
-    vector = np.asarray(bundle.link_vectors[index], dtype=np.float32)
-    return vector, ([int(index)], [1.0]), bundle.link_names[index]
-
-
-def default_mode(info) -> str:
-    """The mode a search uses when none is given: hybrid where the collection has sparse
-    vectors (chosen by measurement, README "Search modes"), else dense."""
-    from bookvec.indexer.hybrid import DEFAULT_MODE
-
-    return DEFAULT_MODE if info is not None and info.index.has_sparse else "dense"
 
 
 @app.command()
@@ -174,57 +126,38 @@ def search(
               bookvec search --link "science fiction" --year-from 1950 --csv
               bookvec search "Emma" --mode dense --diverse
     """
-    from bookvec.indexer import BookFilter
-    from bookvec.library.actions import resolve_store_titles
+    from bookvec.library.index import open_index
 
     _check_query(title, like, unlike, link)
     if mode is not None and mode not in ("dense", "sparse", "hybrid"):
         raise typer.BadParameter("use dense, sparse or hybrid", param_hint="'--mode'")
     if all_genres and not genre:
         raise typer.BadParameter("needs at least one --genre", param_hint="'--all-genres'")
-    genres = genre_filter_values(genre)
-    book_filter = BookFilter(
-        genres_any=() if all_genres else genres,
-        genres_all=genres if all_genres else (),
-        author=author,
-        country=country,
-        year_from=year_from,
-        year_to=year_to,
-    )
-    positive: list[str] = []
-    negative: list[str] = []
-    store = open_store(url, api_key, collection, read_only=True)
-    try:
-        info = store.info()
-        store_model = info.model_version if info else None
-        mode = mode or default_mode(info)
-        how = {"mode": mode, "diverse": diverse}
-        if link is not None:
-            vector, sparse, link = _link_vector(model, link, exact, store_model)
-            hits = store.search(vector, limit=limit, filter=book_filter, sparse=sparse, **how)
-        else:
-            examples = ([title] if title is not None else []) + list(like)
-            resolved = resolve_store_titles(store, [*examples, *unlike], exact=exact)
-            positive, negative = resolved[: len(examples)], resolved[len(examples) :]
-            if len(positive) == 1 and not negative:
-                hits = store.search_like(positive[0], limit=limit, filter=book_filter, **how)
-            else:
-                hits = store.recommend(positive, negative, limit=limit, filter=book_filter, **how)
-    finally:
-        store.close()
-    manifest = read_manifest_quietly(store_model)
-    synthetic = bool(manifest and manifest.get("corpus", {}).get("synthetic"))
-    records = [output.hit_record(hit.title, hit.score, hit.payload) for hit in hits]
-    if synthetic:
-        for record in records:
-            record["corpus"] = "synthetic"
-    caption = _caption(positive, negative, link, book_filter)
+    years = None if year_from is None and year_to is None else (year_from, year_to)
+    with open_index(url=url, api_key=api_key, collection=collection, model=model) as index:
+        result = index.search(
+            title,
+            like=like,
+            unlike=unlike,
+            link=link,
+            genres=() if all_genres else genre,
+            genres_all=genre if all_genres else (),
+            author=author,
+            country=country,
+            years=years,
+            limit=limit,
+            mode=mode,
+            diverse=diverse,
+            exact=exact,
+        )
+    mode, synthetic = result.mode, result.synthetic
+    caption = _caption(result.positive, result.negative, result.link, result.filters)
     if mode != "dense" or diverse:
         caption += f" [{mode}{', diverse' if diverse else ''}]"
     label = {"dense": "cosine", "sparse": "links"}.get(mode, "score")
     caption += " [synthetic corpus]" if synthetic else ""
     output.emit_rows(
-        records,
+        result.records(),
         fmt,
         table=lambda rows: output.books_table(list(rows), title=caption, score_label=label),
         columns=[*output.BOOK_COLUMNS, *(["corpus"] if synthetic else [])],

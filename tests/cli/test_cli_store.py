@@ -109,7 +109,7 @@ def test_delete_resolves_titles_and_reports(home):
 
 
 def test_streaming_upsert_of_more_books_than_a_batch(home, tmp_path):
-    from bookvec.cli.upsert import BATCH
+    from bookvec.library.upserting import BATCH
 
     links = model_links(home)
     n = BATCH + 150
@@ -142,7 +142,7 @@ def test_streaming_upsert_of_more_books_than_a_batch(home, tmp_path):
 
 def test_upsert_reads_the_input_lazily(home, monkeypatch):
     """Books are folded in one batch at a time, not all read first."""
-    from bookvec.cli import upsert as command
+    from bookvec.library import upserting as command
 
     seen: list[int] = []
     links = model_links(home)

@@ -29,7 +29,7 @@ def _unreachable(*args, **kwargs):
 
 
 def test_quickstart_without_network_falls_back_to_labelled_synthetic(tmp_path, monkeypatch):
-    from bookvec.cli import quickstart
+    from bookvec.library import quickstart
     from bookvec.model.corpus import fetch
 
     monkeypatch.setattr(fetch, "fetch_corpus", _unreachable)

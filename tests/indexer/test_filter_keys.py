@@ -125,7 +125,7 @@ def test_key_functions():
 
 
 def test_genre_query_ignores_case_spaces_and_unicode_form():
-    from bookvec.cli.search import genre_filter_values
+    from bookvec.library.store import genre_filter_values
     from bookvec.model.corpus.genres import canonical_genres
 
     stored = canonical_genres("Fantasía")

@@ -112,9 +112,9 @@ def test_a_missing_pointer_is_recovered_and_an_upsert_keeps_every_book(mutable_h
 
 
 def test_catalogue_as_a_training_corpus(mutable_home, tmp_path):
-    from bookvec.cli.common import open_store
     from bookvec.library.actions import bundle_cleaning
     from bookvec.library.catalogue import raw_books
+    from bookvec.library.store import open_store
     from bookvec.model.corpus.prepare import prepare_books
 
     bundle = open_bundle(None, models_dir=mutable_home / "models")
