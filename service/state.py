@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,8 @@ class Service:
         self.config = config
         self._reader: Any = None
         self._writer: Any = None
-        self._why_not: BookvecError | None = None
+        self._ready = False
+        self._cache: dict[str, tuple[float, Any]] = {}
         self._thread_lock = threading.Lock()
         self._open_lock = threading.Lock()
         self.closed = False
@@ -40,24 +42,27 @@ class Service:
         )
 
     def start(self) -> None:
-        """Open the read index; a home without a model or store yet leaves the server up and
-        not ready (503 with the reason) until one appears."""
-        try:
-            self.reader()
-        except BookvecError:
-            pass
+        """Open the read index and check it can answer; a home without a model or store yet
+        leaves the server up and not ready (503 with the reason) until one appears."""
+        self.not_ready()
 
     def reader(self) -> Any:
-        if self._reader is None:
-            with self._open_lock:
-                if self._reader is None:
-                    try:
-                        self._reader = self._open()
-                        self._why_not = None
-                    except BookvecError as exc:
-                        self._why_not = exc
-                        raise
-        return self._reader
+        """The read index, once it can answer (DataNotFoundError, BundleError... until then:
+        503). Checked until the first success only: a ready server does no extra work."""
+        if self._ready:
+            return self._reader
+        with self._open_lock:
+            if self._reader is None:
+                self._reader = self._open()
+            index = self._reader
+            if index.store.info() is None:
+                raise DataNotFoundError(
+                    f"no collection {self.config.collection!r} in the store yet",
+                    hint="run `bookvec index` (the server becomes ready without a restart)",
+                )
+            index.model.bundle  # noqa: B018 - opens the model: raises if there is none
+            self._ready = True
+        return index
 
     def not_ready(self) -> BookvecError | None:
         """Why reads cannot be answered now, or None."""
@@ -67,13 +72,27 @@ class Service:
             return exc
         return None
 
+    def cached(self, name: str, compute, ttl: float = 30.0) -> Any:
+        """A read answer that costs a scan (facets): kept ``ttl`` seconds, dropped by this
+        worker's writes."""
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+        value = compute()
+        self._cache[name] = (now, value)
+        return value
+
     @contextmanager
     def writing(self) -> Iterator[Any]:
         """The write index, held by this request alone across every worker of this home."""
         with self._thread_lock, _home_lock(self.config):
             if self._writer is None:
                 self._writer = self._open()
-            yield self._writer
+            try:
+                yield self._writer
+            finally:
+                self._cache.clear()
 
     def close(self) -> None:
         self.closed = True

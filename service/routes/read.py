@@ -166,4 +166,6 @@ async def complete(
 
 @router.get("/facets", response_model=dict[str, int], summary="Genres and their counts")
 async def facets(request: Request) -> JSONResponse:
-    return answer(index(request).facets())
+    """Genre -> how many books of the store have it, most first (kept 30 s per worker)."""
+    reader = index(request)
+    return answer(request.app.state.service.cached("facets", reader.facets))

@@ -74,11 +74,15 @@ async def score_many(request: Request) -> StreamingResponse:
             "split them over several requests",
         )
     reader = index(request)
-    results = await run_in_threadpool(reader.score, pairs) if pairs else []
+    results = list(await run_in_threadpool(_score, reader, pairs)) if pairs else []
     ndjson_out = ndjson_in or NDJSON in request.headers.get("accept", "")
     return StreamingResponse(
         _stream(results, ndjson_out), media_type=NDJSON if ndjson_out else "application/json"
     )
+
+
+def _score(reader: Any, pairs: list[tuple[str, str]]) -> Any:
+    return reader.model.score(pairs, source="request body")
 
 
 def _is_ndjson(content_type: str) -> bool:
