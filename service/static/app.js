@@ -3,6 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const CHIPS = 20;  // genre chips shown before "all genres"
 const state = { genres: new Set(), like: new Set(), unlike: new Set(), query: null,
                 link: null, hits: [], map: null };
 
@@ -70,14 +71,15 @@ async function search() {
     if (state.like.size || state.unlike.size) {
       const like = [...(title ? [title] : []), ...state.like];
       data = await api("/api/recommend", { like, unlike: [...state.unlike], ...filters() });
-      setCaption(`Books like ${like.join(" and ")}` +
-                 (state.unlike.size ? `, unlike ${[...state.unlike].join(" and ")}` : ""));
     } else {
       data = await api("/api/similar", { title, ...filters() });
-      setCaption(`Books like ${data.query || data.title || title}`);
     }
+    const positive = data.positive || [title];
+    const negative = data.negative || [];
+    setCaption(`Books like ${positive.join(" and ")}` +
+               (negative.length ? `, unlike ${negative.join(" and ")}` : ""));
     showError(null);
-    render(hitsOf(data));
+    render(hitsOf(data), data.mode);
   } catch (error) { showError(error); render([]); }
 }
 
@@ -88,9 +90,9 @@ async function pageSearch(event) {
   try {
     const data = await api("/api/linking", { page, ...filters() });
     state.link = page;
-    setCaption(`Books most likely to link to ${page}`);
+    setCaption(`Books most likely to link to ${data.link || page}`);
     showError(null);
-    render(hitsOf(data));
+    render(hitsOf(data), data.mode);
   } catch (error) { showError(error); render([]); }
 }
 
@@ -99,7 +101,10 @@ function setCaption(text) {
   $("caption").textContent = text + (genres.length ? ` (genre: ${genres.join(" or ")})` : "");
 }
 
-function render(hits) {
+// What a hit's score is, by the search mode (the CLI's column labels).
+const SCORE_LABEL = { dense: "cosine", sparse: "links", hybrid: "score" };
+
+function render(hits, mode = "dense") {
   state.hits = hits;
   const list = $("results");
   list.replaceChildren();
@@ -114,7 +119,7 @@ function render(hits) {
         title: "Search from this book",
         onclick: () => { $("q").value = hit.title; search(); } }),
       el("div", { class: "meta" },
-        el("span", { class: "score", text: `cosine ${Number(hit.score).toFixed(3)} ` }),
+        el("span", { class: "score", text: `${SCORE_LABEL[mode] || "score"} ${Number(hit.score).toFixed(3)} ` }),
         genres,
         el("span", { text: [hit.author, hit.year].filter((v) => v !== null && v !== undefined)
                                                  .join(", ") })),
@@ -189,8 +194,9 @@ async function loadChips() {
     const entries = Array.isArray(facets) ? facets.map((f) => [f.genre, f.count])
                                           : Object.entries(facets);
     const box = $("chips");
-    for (const [genre, count] of entries.slice(0, 30)) {
-      box.append(el("button", { type: "button", class: "chip", "aria-pressed": "false",
+    entries.forEach(([genre, count], i) => {
+      box.append(el("button", { type: "button", class: i < CHIPS ? "chip" : "chip extra",
+        "aria-pressed": "false",
         "data-genre": genre,
         onclick: (event) => {
           const chip = event.currentTarget;
@@ -199,6 +205,15 @@ async function loadChips() {
           chip.setAttribute("aria-pressed", String(on));
           if (state.link) pageSearch(); else search();
         } }, genre, el("span", { class: "n", text: String(count) })));
+    });
+    if (entries.length > CHIPS) {
+      box.append(el("button", { type: "button", id: "more-genres", class: "more",
+        "aria-expanded": "false", text: `all ${entries.length} genres`,
+        onclick: (event) => {
+          const open = box.classList.toggle("open");
+          event.currentTarget.setAttribute("aria-expanded", String(open));
+          event.currentTarget.textContent = open ? "fewer genres" : `all ${entries.length} genres`;
+        } }));
     }
   } catch (error) { showError(error); }
 }

@@ -53,6 +53,8 @@ def drive(url: str, title: str, out: Path, width: int = 1100) -> dict:
             expect(results.first).to_be_visible()
             genres = page.locator("#results .result .genre").all_inner_texts()
             genre = max(set(genres), key=genres.count)  # the commonest among the results
+            if not page.locator(f'.chip[data-genre="{genre}"]').is_visible():
+                page.locator("#more-genres").click()  # beyond the first chips
             page.locator(f'.chip[data-genre="{genre}"]').click()
             expect(page.locator(f'.chip[data-genre="{genre}"]')).to_have_attribute(
                 "aria-pressed", "true"
@@ -66,11 +68,22 @@ def drive(url: str, title: str, out: Path, width: int = 1100) -> dict:
             expect(page.locator("#why")).to_be_visible()
             expect(page.locator("#why table").first).to_be_visible()
             page.screenshot(path=str(out), full_page=True)
+            why_text = page.locator("#why").inner_text()
+            page.keyboard.press("Escape")  # keyboard closes it
+            expect(page.locator("#why")).to_be_hidden()
+            page.locator("#map-toggle").click()  # plotly.min.js served by bookvec itself
+            expect(page.locator("#map .main-svg").first).to_be_visible(timeout=180_000)
+            highlighted = page.evaluate("document.getElementById('map').data[1].x.length")
+            page.set_viewport_size({"width": 390, "height": 800})  # a phone
+            page.wait_for_timeout(1500)  # plotly redraws the map to the new width
+            overflow = page.evaluate("document.documentElement.scrollWidth") - 390
             return {
                 "genre": genre,
                 "rows": rows,
                 "caption": page.locator("#caption").inner_text(),
-                "why": page.locator("#why").inner_text(),
+                "why": why_text,
+                "highlighted": highlighted,
+                "overflow": overflow,
                 "errors": errors,
             }
         finally:
@@ -92,6 +105,8 @@ def test_search_filter_and_why_in_chromium(trained_home, tmp_path):
     assert seen["errors"] == []
     assert seen["rows"] and all(seen["genre"] in genres for genres in seen["rows"]), seen
     assert "Shared pages" in seen["why"]
+    assert seen["highlighted"] == len(seen["rows"])  # the results, marked on the map
+    assert seen["overflow"] <= 0  # no sideways scrolling at phone width
     assert out.stat().st_size > 10_000
     keep = os.environ.get("BOOKVEC_SCREENSHOT")
     if keep:
