@@ -4,6 +4,7 @@ imports qdrant_edge and loads the same shard.
 
     python benchmarks/startup.py                    # 37,020 and 370,200 books, 7 runs each
     python benchmarks/startup.py --sizes 37020 --runs 11 --json
+    python benchmarks/startup.py --sizes 37020 --before 45b6659   # also that commit's search
 
 Per size: a synthetic store (model/corpus/synth.py's titles: articles, "(novel)" qualifiers; full
 book payloads) is indexed once under a temporary BOOKVEC_HOME. Then, interleaved run by run so
@@ -13,6 +14,8 @@ that the machine's load hits every variant alike: the floor, `bookvec search EXA
 seconds, median and spread (min..max); ratios are medians of per-run ratios. Also the import
 time of `bookvec.cli.main` (`python -X importtime`, the top-level total) and the reopen time of
 the shard inside the floor process.
+With --before REF, the same searches also run on the code of commit REF (its tree, laid out as
+the installed package, first on PYTHONPATH), interleaved with the others: before/after ratios.
 Machine: 2 shared cores; timings move with the load of other processes.
 """
 
@@ -73,6 +76,24 @@ def build_store(home: Path, n: int) -> list[str]:
     return titles
 
 
+def code_of(ref: str, dest: Path) -> Path:
+    """Commit ``ref``'s code laid out as the installed package (bookvec/ with cli, model and
+    indexer inside) under ``dest``; returns the directory to put on PYTHONPATH."""
+    import shutil
+
+    src, pkg = dest / "src", dest / "pkg" / "bookvec"
+    src.mkdir(parents=True)
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    shutil.copytree(src / "bookvec", pkg)
+    for name in ("cli", "model", "indexer"):
+        shutil.copytree(src / name, pkg / name)
+    return dest / "pkg"
+
+
 def shard_path(home: Path) -> Path:
     root = home / "store" / "books"
     return root / (root / "CURRENT").read_text().strip() / "shard"
@@ -80,7 +101,9 @@ def shard_path(home: Path) -> Path:
 
 def wall(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    # run outside the repository: the working directory comes first on sys.path, and the
+    # checkout's bookvec/ there would shadow the --before code on PYTHONPATH
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=env["BOOKVEC_HOME"])
     return time.perf_counter() - start, done.stdout + done.stderr
 
 
@@ -114,7 +137,7 @@ def mistype(title: str) -> str:
     return text[0] + text[2] + text[1] + text[3:]
 
 
-def run_size(n: int, runs: int) -> dict:
+def run_size(n: int, runs: int, before: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bookvec-startup-") as tmp:
         home = Path(tmp)
         start = time.perf_counter()
@@ -129,24 +152,41 @@ def run_size(n: int, runs: int) -> dict:
             "loose": [*bookvec, "search", loosen(exact), "--json"],
             "mistyped": [*bookvec, "search", mistype(exact), "--json"],
         }
+        envs = {name: env for name in variants}
+        if before is not None:
+            old = code_of(before, home / "before")
+            old_env = {**env, "PYTHONPATH": str(old)}
+            for name in ("exact", "loose"):
+                variants[f"{name}_before"] = variants[name]
+                envs[f"{name}_before"] = old_env
         times: dict[str, list[float]] = {name: [] for name in variants}
         reopen: list[float] = []
         outputs: dict[str, str] = {}
         for _ in range(runs):
             for name, cmd in variants.items():
-                seconds, out = wall(cmd, env)
+                seconds, out = wall(cmd, envs[name])
                 times[name].append(seconds)
                 outputs[name] = out
                 if name == "floor":
                     reopen.append(float(out.strip()))
         assert outputs["exact"] == outputs["loose"], "a loose title must give the same answer"
+        if before is not None:
+            assert outputs["exact_before"] == outputs["exact"], "the same answer before and after"
         imports = [import_time(env) for _ in range(3)]
 
         def ratio(a: str, b: str) -> float:
             pairs = zip(times[a], times[b], strict=True)
             return round(statistics.median(x / y for x, y in pairs), 3)
 
+        compared = {}
+        if before is not None:
+            compared = {
+                "before": before,
+                "exact_over_before": ratio("exact", "exact_before"),
+                "loose_over_before": ratio("loose", "loose_before"),
+            }
         return {
+            **compared,
             "books": len(titles),
             "index_s": round(index_s, 2),
             "wall_s": {name: spread(values) for name, values in times.items()},
@@ -165,10 +205,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[37020, 370200])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--before", metavar="REF", help="also time the search of commit REF")
     args = parser.parse_args()
     results = {"python": sys.version.split()[0], "runs": args.runs, "sizes": []}
     for n in args.sizes:
-        result = run_size(n, args.runs)
+        result = run_size(n, args.runs, args.before)
         results["sizes"].append(result)
         if not args.json:
             print(json.dumps(result, indent=2), flush=True)
