@@ -32,11 +32,11 @@ def check(request: Request, expected: str | None, what: str) -> None:
         raise ServiceError(403, "Forbidden", f"the API key is not valid for {what}", HINT)
 
 
-def require_read(request: Request) -> None:
+async def require_read(request: Request) -> None:
     check(request, request.app.state.service.config.read_key, "reading")
 
 
-def require_write(request: Request) -> None:
+async def require_write(request: Request) -> None:
     config = request.app.state.service.config
     if config.api_key is None:
         raise ServiceError(

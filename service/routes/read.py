@@ -4,14 +4,14 @@ filters and loose title rules (the library applies them); the same JSON as its -
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import JSONResponse
 
-from bookvec.service import auth
+from bookvec.service import auth, query
 from bookvec.service.errors import ServiceError
+from bookvec.service.query import Param
 from bookvec.service.respond import answer, index
 from bookvec.service.schemas import READ_ERRORS, Open
 
@@ -23,65 +23,47 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many results")
 Exact = Annotated[bool, Query(description="Take titles as typed, no matching")]
 
 
-@dataclass(frozen=True)
-class Filters:
-    genres: tuple[str, ...]
-    genres_all: tuple[str, ...]
-    author: str | None
-    country: str | None
-    years: tuple[int | None, int | None] | None
-    limit: int
-    mode: str | None
-    diverse: bool
-    exact: bool
+FILTERS = (
+    Param("genre", many=True, max_items=20, description="Only books of this genre (any of them)"),
+    Param("all_genres", bool, "Books must have every genre", default=False),
+    Param("author", description="Only books by this author"),
+    Param("country", max_length=200, description="Only books from this country"),
+    Param("year_from", int, "Published in or after", low=-5000, high=5000),
+    Param("year_to", int, "Published in or before", low=-5000, high=5000),
+    Param("limit", int, "How many books", default=10, low=1, high=MAX_LIMIT),
+    Param(
+        "mode",
+        description="dense, sparse or hybrid (default: the store's)",
+        choices=("dense", "sparse", "hybrid"),
+    ),  # fmt: skip
+    Param("diverse", bool, "Re-rank the top candidates by MMR", default=False),
+    Param("exact", bool, "Take titles as typed, no matching", default=False),
+)
+SIMILAR = (Param("title", required=True, description="A loose title"), *FILTERS)
+RECOMMEND = (
+    Param("like", many=True, required=True, description="Books to be like"),
+    Param("unlike", many=True, description="Books to steer away from"),
+    *FILTERS,
+)
+LINKING = (Param("page", required=True, description="A page (a link name)"), *FILTERS)
 
-    def kwargs(self) -> dict:
-        return {
-            "genres": self.genres,
-            "genres_all": self.genres_all,
-            "author": self.author,
-            "country": self.country,
-            "years": self.years,
-            "limit": self.limit,
-            "mode": self.mode,
-            "diverse": self.diverse,
-            "exact": self.exact,
-        }
 
-
-def filters(
-    request: Request,
-    genre: Annotated[
-        list[str], Query(max_length=20, description="Only books of this genre (any of them)")
-    ] = [],  # noqa: B006 - FastAPI copies defaults
-    all_genres: Annotated[bool, Query(description="Books must have every genre")] = False,
-    author: Annotated[str | None, Query(max_length=500)] = None,
-    country: Annotated[str | None, Query(max_length=200)] = None,
-    year_from: Annotated[int | None, Query(ge=-5000, le=5000)] = None,
-    year_to: Annotated[int | None, Query(ge=-5000, le=5000)] = None,
-    limit: Limit = 10,
-    mode: Literal["dense", "sparse", "hybrid"] | None = None,
-    diverse: bool = False,
-    exact: Exact = False,
-) -> Filters:
-    check_limit(request, limit)
-    if all_genres and not genre:
-        raise ServiceError(
-            400, "InputError", "all_genres needs at least one genre", "add genre=NAME"
-        )
-    genres = tuple(g for g in genre if g.strip())
-    years = None if year_from is None and year_to is None else (year_from, year_to)
-    return Filters(
-        genres=() if all_genres else genres,
-        genres_all=genres if all_genres else (),
-        author=author,
-        country=country,
-        years=years,
-        limit=limit,
-        mode=mode,
-        diverse=diverse,
-        exact=exact,
-    )
+def search_kwargs(request: Request, params: tuple[Param, ...]) -> dict:
+    """The library's search arguments from the query string (parsed by service/query.py)."""
+    q = query.parse(params, request.query_params)
+    check_limit(request, q["limit"])
+    genres = tuple(g for g in q.pop("genre") if g.strip())
+    if q.pop("all_genres"):
+        if not genres:
+            raise ServiceError(
+                400, "InputError", "all_genres needs at least one genre", "add genre=NAME"
+            )
+        q["genres_all"], q["genres"] = genres, ()
+    else:
+        q["genres"] = genres
+    start, stop = q.pop("year_from"), q.pop("year_to")
+    q["years"] = None if start is None and stop is None else (start, stop)
+    return q
 
 
 def check_limit(request: Request, limit: int) -> None:
@@ -92,36 +74,42 @@ def check_limit(request: Request, limit: int) -> None:
         )
 
 
-Filtered = Annotated[Filters, Depends(filters)]
-
-
 class SearchOut(Open):
     pass
 
 
-@router.get("/similar", response_model=SearchOut, summary="Books like a book")
-async def similar(request: Request, title: Title, f: Filtered) -> JSONResponse:
+@router.get(
+    "/similar",
+    response_model=SearchOut,
+    openapi_extra=query.openapi(SIMILAR),
+    summary="Books like a book",
+)
+async def similar(request: Request) -> JSONResponse:
     """`bookvec search TITLE`: the books nearest to it, the book itself excluded."""
-    return answer(index(request).search(title, **f.kwargs()))
+    return answer(index(request).search(**search_kwargs(request, SIMILAR)))
 
 
-@router.get("/recommend", response_model=SearchOut, summary="Books like some, unlike others")
-async def recommend(
-    request: Request,
-    f: Filtered,
-    like: Annotated[list[str], Query(min_length=1, max_length=50)],
-    unlike: Annotated[list[str], Query(max_length=50)] = [],  # noqa: B006
-) -> JSONResponse:
+@router.get(
+    "/recommend",
+    response_model=SearchOut,
+    openapi_extra=query.openapi(RECOMMEND),
+    summary="Books like some, unlike others",
+)
+async def recommend(request: Request) -> JSONResponse:
     """`bookvec search --like A --like B --unlike C`."""
-    return answer(index(request).recommend(like, unlike, **f.kwargs()))
+    return answer(index(request).search(**search_kwargs(request, RECOMMEND)))
 
 
-@router.get("/linking", response_model=SearchOut, summary="Books most likely to link to a page")
-async def linking(
-    request: Request, f: Filtered, page: Annotated[str, Query(min_length=1, max_length=500)]
-) -> JSONResponse:
+@router.get(
+    "/linking",
+    response_model=SearchOut,
+    openapi_extra=query.openapi(LINKING),
+    summary="Books most likely to link to a page",
+)
+async def linking(request: Request) -> JSONResponse:
     """`bookvec search --link PAGE`."""
-    return answer(index(request).search(link=page, **f.kwargs()))
+    kwargs = search_kwargs(request, LINKING)
+    return answer(index(request).search(link=kwargs.pop("page"), **kwargs))
 
 
 @router.get("/book", response_model=Open, summary="A book's stored record")
