@@ -257,9 +257,12 @@ def _ms(text: str) -> float:
 
 def run_wrk(url: str, script: Path, connections: int, duration: float) -> dict:
     threads = min(2, connections)
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout",
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "--timeout",
            "10s", "-s", str(script), url]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"wrk failed: {done.stderr or done.stdout}")
+    out = done.stdout
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -267,12 +270,12 @@ def run_wrk(url: str, script: Path, connections: int, duration: float) -> dict:
     sockets = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
     )
-    done = re.search(r"(\d+) requests in", out)
+    total = re.search(r"(\d+) requests in", out)
     return {
         "p50_ms": _ms(p50.group(1)) if p50 else None,
         "p99_ms": _ms(p99.group(1)) if p99 else None,
         "rps": float(rps.group(1)) if rps else 0.0,
-        "requests": int(done.group(1)) if done else 0,
+        "requests": int(total.group(1)) if total else 0,
         "errors": (int(non2xx.group(1)) if non2xx else 0)
         + (sum(int(x) for x in sockets.groups()) if sockets else 0),
     }
@@ -334,7 +337,7 @@ def upsert_under_load(server, store: dict, tool: str, similar: list, duration_ca
     import httpx
 
     links = store["links"]
-    before = httpx.get(server.url + "/api/info").json()
+    before = httpx.get(server.url + "/api/info", timeout=300).json()
     before_points = _points(before)
     body = "\n".join(
         json.dumps(
@@ -367,7 +370,7 @@ def upsert_under_load(server, store: dict, tool: str, similar: list, duration_ca
     while writer.is_alive() and time.monotonic() < deadline:
         loads.append(load(tool, server.url, similar, 8, 3, tmp))
     writer.join()
-    after_points = _points(httpx.get(server.url + "/api/info").json())
+    after_points = _points(httpx.get(server.url + "/api/info", timeout=300).json())
     added = (result.get("report") or {}).get("added", 0)
     return {
         "upsert_seconds": result.get("seconds"),
@@ -405,8 +408,10 @@ def run_size(args, n: int, tool: str, tmp: Path) -> dict:
         with Served(home, workers) as server:
             for name, call in table.items():
                 for c in CONNECTIONS:
+                    # a 10,000-pair call takes ~0.3 s alone: longer runs, so that some finish
+                    seconds = args.duration * (3 if name.startswith("score_") else 1)
                     runs = [
-                        load(tool, server.url, call["http"], c, args.duration, tmp)
+                        load(tool, server.url, call["http"], c, seconds, tmp)
                         for _ in range(args.repeats)
                     ]
                     result["calls"][name]["http"][f"w{workers}_c{c}"] = summary(runs)
