@@ -257,7 +257,8 @@ def _ms(text: str) -> float:
 
 def run_wrk(url: str, script: Path, connections: int, duration: float) -> dict:
     threads = min(2, connections)
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "--timeout",
+    seconds = max(1, round(duration))
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout",
            "10s", "-s", str(script), url]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
