@@ -128,9 +128,22 @@ def calls(store: dict, mode: str | None, seed: int = 1) -> dict:
     links = store["links"]
     extra = {"mode": mode} if mode else {}
 
-    def similar_path(title):
-        query = {"title": title, "genre": genre_of[title], "limit": 10, **extra}
+    def similar_path(title, how=extra):
+        query = {"title": title, "genre": genre_of[title], "limit": 10, **how}
         return "/api/similar?" + urlencode(query, quote_via=quote)
+
+    def similar(how):
+        return {
+            "http": [("GET", similar_path(t, how), None) for t in picked],
+            "local": lambda ix, i: ix.search(
+                picked[i % len(picked)],
+                genres=(genre_of[picked[i % len(picked)]],),
+                limit=10,
+                **how,
+            ),
+            "cli": ["search", picked[0], "--genre", genre_of[picked[0]], "--json"]
+            + [f"--{k}={v}" for k, v in how.items()],
+        }
 
     def recommend_path(i):
         a, b, c = (
@@ -150,17 +163,9 @@ def calls(store: dict, mode: str | None, seed: int = 1) -> dict:
         {"book": store["titles"][i % len(store["titles"])], "link": links[(i * 13) % len(links)]}
         for i in range(PAIRS)
     ]
-    return {
-        "similar": {
-            "http": [("GET", similar_path(t), None) for t in picked],
-            "local": lambda ix, i: ix.search(
-                picked[i % len(picked)],
-                genres=(genre_of[picked[i % len(picked)]],),
-                limit=10,
-                **extra,
-            ),
-            "cli": ["search", picked[0], "--genre", genre_of[picked[0]], "--json"],
-        },
+    table = {
+        "similar": similar(extra),
+        **({"similar_dense": similar({"mode": "dense"})} if not mode else {}),
         "recommend": {
             "http": [("GET", recommend_path(i), None) for i in range(len(picked))],
             "local": lambda ix, i: ix.recommend(
@@ -184,24 +189,20 @@ def calls(store: dict, mode: str | None, seed: int = 1) -> dict:
             "cli": None,
         },
     }
+    return table
 
 
-def in_process(home: Path, call, runs: int) -> dict:
-    import bookvec
-
-    index = bookvec.open_index(home=home)
-    try:
-        for i in range(5):
-            call(index, i)  # warm
-        seconds = []
-        for i in range(runs):
-            start = time.perf_counter()
-            call(index, i)
-            seconds.append(time.perf_counter() - start)
-    finally:
-        index.close()
+def in_process(index, call, runs: int) -> dict:
+    """``runs`` calls through the library on an open Index (warmed first)."""
+    for i in range(3):
+        call(index, i)
+    seconds = []
+    for i in range(runs):
+        start = time.perf_counter()
+        call(index, i)
+        seconds.append(time.perf_counter() - start)
     ms = sorted(s * 1000 for s in seconds)
-    return {"p50_ms": round(ms[len(ms) // 2], 3), "p99_ms": round(ms[int(len(ms) * 0.99)], 3)}
+    return {"p50_ms": ms[len(ms) // 2], "p99_ms": ms[int(len(ms) * 0.99)], "rps": 0, "errors": 0}
 
 
 def cli_wall(home: Path, args: list[str], runs: int) -> dict:
@@ -272,11 +273,12 @@ def run_wrk(url: str, script: Path, connections: int, duration: float) -> dict:
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
     )
     total = re.search(r"(\d+) requests in", out)
+    finished = int(total.group(1)) if total else 0
     return {
-        "p50_ms": _ms(p50.group(1)) if p50 else None,
-        "p99_ms": _ms(p99.group(1)) if p99 else None,
+        "p50_ms": _ms(p50.group(1)) if p50 and finished else None,
+        "p99_ms": _ms(p99.group(1)) if p99 and finished else None,
         "rps": float(rps.group(1)) if rps else 0.0,
-        "requests": int(total.group(1)) if total else 0,
+        "requests": finished,
         "errors": (int(non2xx.group(1)) if non2xx else 0)
         + (sum(int(x) for x in sockets.groups()) if sockets else 0),
     }
@@ -399,29 +401,41 @@ def run_size(args, n: int, tool: str, tmp: Path) -> dict:
     store = build_store(home, n)
     table = calls(store, args.mode)
     result: dict = {"books": store["points"], "index_seconds": store["seconds"], "calls": {}}
+    import bookvec
+
     for name, call in table.items():
         result["calls"][name] = {
-            "in_process": in_process(home, call["local"], 30 if "0" in name else args.local_runs),
             "cli": cli_wall(home, call["cli"], args.cli_runs) if call["cli"] else None,
             "http": {},
         }
+    index = bookvec.open_index(home=home)
     for workers in args.workers:
         with Served(home, workers) as server:
             for name, call in table.items():
+                local_runs = 10 if name.startswith("score_") else args.local_runs
+                floor, ratios = [], []
                 for c in CONNECTIONS:
                     # a 10,000-pair call takes ~0.3 s alone: longer runs, so that some finish
                     seconds = args.duration * (3 if name.startswith("score_") else 1)
-                    runs = [
-                        load(tool, server.url, call["http"], c, seconds, tmp)
-                        for _ in range(args.repeats)
-                    ]
+                    runs = []
+                    for _ in range(args.repeats):
+                        if c == 1:  # the floor, interleaved with the 1-connection runs
+                            floor.append(in_process(index, call["local"], local_runs))
+                        runs.append(load(tool, server.url, call["http"], c, seconds, tmp))
+                        if c == 1 and runs[-1]["p50_ms"]:
+                            ratios.append(runs[-1]["p50_ms"] / floor[-1]["p50_ms"])
                     result["calls"][name]["http"][f"w{workers}_c{c}"] = summary(runs)
                     print(f"  {n} books, {workers} workers, {name}, {c} conn: {summary(runs)}",
                           file=sys.stderr)  # fmt: skip
+                result["calls"][name]["in_process"] = summary(floor)
+                result["calls"][name][f"w{workers}_c1_over_in_process"] = (
+                    round(statistics.median(ratios), 2) if ratios else None
+                )
             if workers == args.workers[-1]:
                 result["upsert_under_load"] = upsert_under_load(
                     server, store, tool, table["similar"]["http"], 900, tmp
                 )
+    index.close()
     shutil.rmtree(home, ignore_errors=True)
     return result
 
@@ -434,7 +448,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[2])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--local-runs", type=int, default=300)
+    parser.add_argument("--local-runs", type=int, default=100, help="library calls per repeat")
     parser.add_argument("--cli-runs", type=int, default=5)
     parser.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default=None)
     parser.add_argument("--json", action="store_true")
@@ -466,13 +480,14 @@ def print_report(report: dict) -> None:
         for name, call in size["calls"].items():
             local = call["in_process"]
             cli = call["cli"]
-            print(f"  {name}: in-process p50 {local['p50_ms']} ms p99 {local['p99_ms']} ms; "
-                  f"CLI {cli['median_s'] if cli else '-'} s per call")  # fmt: skip
+            ratios = {k: v for k, v in call.items() if k.endswith("_over_in_process")}
+            print(f"  {name}: in-process p50 {local.get('p50_ms')} ms {local.get('p50_ms_range')}"
+                  f" p99 {local.get('p99_ms')} ms; CLI {cli['median_s'] if cli else '-'} s per "
+                  f"call; HTTP p50 at 1 connection / in-process: {ratios}")  # fmt: skip
             for key, h in call["http"].items():
-                ratio = h.get("p50_ms", 0) / local["p50_ms"] if local["p50_ms"] else float("nan")
                 print(f"    {key:>7}: p50 {h.get('p50_ms')} ms {h.get('p50_ms_range')}  "
                       f"p99 {h.get('p99_ms')} ms  {h.get('rps')} req/s {h.get('rps_range')}  "
-                      f"errors {h['errors']}  p50/in-process {ratio:.2f}x")  # fmt: skip
+                      f"errors {h['errors']}")  # fmt: skip
         up = size.get("upsert_under_load")
         if up:
             print(f"  upsert of {UPSERT:,} books under load: {json.dumps(up)}")

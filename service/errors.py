@@ -113,6 +113,26 @@ def install(app: FastAPI) -> None:
             hint = None
         return JSONResponse(body(kind, message, hint), exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(OSError)
+    async def _os(request: Request, exc: OSError) -> JSONResponse:
+        # The server's file system said no (a full disk, a read-only home): not the client's
+        # doing, and not a bug either. The CLI says the same, with the same hint.
+        from bookvec import disk, settings
+
+        if disk.is_full(exc):
+            return from_bookvec(disk.full(exc.filename or settings.home()))
+        log.warning("file system error on %s %s: %s", request.method, request.url.path, exc)
+        what = exc.strerror or type(exc).__name__
+        return JSONResponse(
+            body(
+                "StoreError",
+                f"the server's file system refused it: {what}",
+                "check that BOOKVEC_HOME is writable and on a disk with space",
+            ),
+            503,
+            headers={"Retry-After": "5"},
+        )
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         # A bug, never the client's input: logged with its traceback on the server only.

@@ -2,8 +2,9 @@
 serialises writes across threads and worker processes (the store itself lets one writer in and
 fails the others fast; the server queues them instead, so none is lost).
 
-Reads run on the event loop, one at a time per worker, on their own Index; writes run in the
-thread pool on a second Index under the write lock. The embedded store's generations let the
+Reads run on the event loop, one at a time per worker, on their own Index; writes run on one
+writer thread per worker, at a lower CPU priority (nice +10: on a busy machine the kernel runs
+the readers first), on a second Index under the write lock. The embedded store's generations let the
 reader answer from the old generation while a write builds the next (indexer/generations.py).
 """
 
@@ -13,13 +14,16 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bookvec.errors import BookvecError, DataNotFoundError
 from bookvec.service.config import ServeConfig
+
+T = TypeVar("T")
 
 
 class Service:
@@ -30,6 +34,9 @@ class Service:
         self._ready = False
         self._cache: dict[str, tuple[float, Any]] = {}
         self._thread_lock = threading.Lock()
+        self._writer_thread = ThreadPoolExecutor(
+            1, thread_name_prefix="bookvec-writer", initializer=_background_priority
+        )
         self._open_lock = threading.Lock()
         self.closed = False
 
@@ -83,6 +90,16 @@ class Service:
         self._cache[name] = (now, value)
         return value
 
+    async def write(self, work: Callable[[Any], T]) -> T:
+        """``work(index)`` on the writer thread, holding the write lock; awaited."""
+        import asyncio
+
+        def run() -> T:
+            with self.writing() as index:
+                return work(index)
+
+        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, run)
+
     @contextmanager
     def writing(self) -> Iterator[Any]:
         """The write index, held by this request alone across every worker of this home."""
@@ -96,10 +113,21 @@ class Service:
 
     def close(self) -> None:
         self.closed = True
+        self._writer_thread.shutdown(wait=True)  # a write in progress completes
         for index in (self._writer, self._reader):
             if index is not None:
                 index.close()
         self._writer = self._reader = None
+
+
+def _background_priority() -> None:
+    """The calling thread (and the threads it starts) at nice +10; Linux niceness is per
+    thread. Best effort: where it is not allowed, writes run at the normal priority."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
+    except (AttributeError, OSError):
+        pass
 
 
 def runtime_dir(config: ServeConfig) -> Path:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from bookvec.errors import BookvecError
@@ -78,12 +77,8 @@ async def upsert(
     service = request.app.state.service
     if kind in ("application/json", "") and not gzipped:
         books = _json_books(raw)
-
-        def work() -> Any:
-            with service.writing() as index:
-                return index.upsert(books, dry_run=dry_run)
-
-        return JSONResponse(plain(await run_in_threadpool(work)))
+        report = await service.write(lambda index: index.upsert(books, dry_run=dry_run))
+        return JSONResponse(plain(report))
     suffix = SUFFIXES.get(kind)
     if suffix is None:
         raise ServiceError(
@@ -93,11 +88,11 @@ async def upsert(
             "use application/json, application/x-ndjson, text/csv or "
             "application/vnd.apache.parquet",
         )
-    result = await run_in_threadpool(_from_file, service, raw, suffix, gzipped, dry_run)
+    result = await service.write(lambda index: _from_file(index, raw, suffix, gzipped, dry_run))
     return JSONResponse(plain(result))
 
 
-def _from_file(service, raw: bytes, suffix: str, gzipped: bool, dry_run: bool) -> Any:
+def _from_file(index, raw: bytes, suffix: str, gzipped: bool, dry_run: bool) -> Any:
     """Non-JSON bodies go through the same reader as `bookvec upsert FILE`, from a private
     temporary file; its path in a message reads as "request body"."""
     directory = Path(tempfile.mkdtemp(prefix="bookvec-upsert-"))
@@ -105,8 +100,7 @@ def _from_file(service, raw: bytes, suffix: str, gzipped: bool, dry_run: bool) -
     try:
         path.write_bytes(raw)
         try:
-            with service.writing() as index:
-                return index.upsert(str(path), dry_run=dry_run)
+            return index.upsert(str(path), dry_run=dry_run)
         except BookvecError as exc:
             exc.message = exc.message.replace(str(path), BODY_NAME)
             raise
@@ -150,9 +144,5 @@ async def delete(
 ) -> JSONResponse:
     """`bookvec delete TITLE...`: the titles deleted and how many books remain."""
     service = request.app.state.service
-
-    def work() -> Any:
-        with service.writing() as index:
-            return index.delete(title, dry_run=dry_run)
-
-    return JSONResponse(plain(await run_in_threadpool(work)))
+    report = await service.write(lambda index: index.delete(title, dry_run=dry_run))
+    return JSONResponse(plain(report))

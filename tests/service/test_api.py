@@ -395,3 +395,31 @@ def test_a_served_home_refuses_cli_writes_with_a_pointer_to_the_server(tmp_path)
         child.kill()
         child.wait()
     assert served.serving(tmp_path) is None  # its process is gone: the file is ignored
+
+
+def test_server_side_failures_are_json_without_tracebacks(tmp_path):
+    import errno
+
+    from fastapi.testclient import TestClient
+
+    from bookvec.service.app import create_app
+    from bookvec.service.config import ServeConfig
+
+    app = create_app(ServeConfig(home=str(tmp_path)))
+
+    def full():
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path))
+
+    def read_only():
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "x"))
+
+    def bug():
+        raise RuntimeError("a bug, with a secret path /etc/x")
+
+    for path, fn in (("/t/full", full), ("/t/ro", read_only), ("/t/bug", bug)):
+        app.add_api_route(path, fn)
+    with TestClient(app, raise_server_exceptions=False) as test:
+        assert_error(test.get("/t/full"), 507, "DiskFullError")
+        assert_error(test.get("/t/ro"), 503, "StoreError")
+        error = assert_error(test.get("/t/bug"), 500, "InternalError")
+        assert "secret" not in error["message"]
