@@ -94,11 +94,11 @@ def _stream(results: list[Any], ndjson: bool) -> Iterator[bytes]:
     if not ndjson:
         yield b"["
     for start in range(0, len(results), CHUNK):
-        rows = [json.dumps(plain(r), ensure_ascii=False) for r in results[start : start + CHUNK]]
+        rows = [plain(r) for r in results[start : start + CHUNK]]
         if ndjson:
-            yield ("\n".join(rows) + "\n").encode()
-        else:
-            yield ((", " if start else "") + ", ".join(rows)).encode()
+            yield "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+        else:  # one dumps per chunk, its brackets dropped: the chunks make one array
+            yield ((", " if start else "") + json.dumps(rows, ensure_ascii=False)[1:-1]).encode()
     if not ndjson:
         yield b"]"
 
