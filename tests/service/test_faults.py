@@ -25,12 +25,11 @@ def home(trained_home, tmp_path):
     return copy
 
 
-def count_and_titles(home) -> tuple[int, set[str]]:
+def count(home) -> int:
     import bookvec
 
     with bookvec.open_index(home=home) as index:
-        count = index.info().to_dict()["store"]["points"]
-        return count, set()
+        return index.info().to_dict()["store"]["points"]
 
 
 def present(home, titles: list[str]) -> list[str]:
@@ -50,7 +49,7 @@ def present(home, titles: list[str]) -> list[str]:
 
 def test_kill_9_during_upserts_loses_no_acknowledged_book(home, link_names_of_home):
     links = link_names_of_home(home)
-    before, _ = count_and_titles(home)
+    before = count(home)
     acknowledged: list[str] = []
     sent: list[str] = []
     stop = threading.Event()
@@ -86,7 +85,7 @@ def test_kill_9_during_upserts_loses_no_acknowledged_book(home, link_names_of_ho
     server.log.close()
     assert len(acknowledged) >= 15, server.output()
 
-    after, _ = count_and_titles(home)  # the store opens: no damage
+    after = count(home)  # the store opens: no damage
     assert present(home, acknowledged) == acknowledged  # every acknowledged book is there
     in_flight = [t for t in sent if t not in acknowledged]
     landed = present(home, in_flight)
@@ -128,3 +127,43 @@ def link_names_of_home():
         return list(bookvec.load(home=home).link_names)
 
     return names
+
+
+def test_a_body_cut_off_mid_way_writes_nothing(home, link_names_of_home):
+    import json
+    import socket
+
+    links = link_names_of_home(home)
+    books = [{"title": f"Cut Off Book {i}", "links": links[i : i + 5]} for i in range(3)]
+    body = "".join(json.dumps(b) + "\n" for b in books).encode()
+    with Server(home, key=WRITE_KEY) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            head = (
+                f"POST /api/books HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {WRITE_KEY}\r\n"
+                f"Content-Type: application/x-ndjson\r\nContent-Length: {len(body) + 5000}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body)  # whole books, then the client goes away
+        time.sleep(1.0)
+        assert httpx.get(f"{server.url}/readyz").status_code == 200  # the server is fine
+        for book in books:
+            found = httpx.get(f"{server.url}/api/book", params={"title": book["title"]})
+            assert found.status_code == 404, found.text
+    assert present(home, [b["title"] for b in books]) == []
+
+
+def test_several_workers_share_the_store_and_the_metrics(home, link_names_of_home):
+    links = link_names_of_home(home)
+    with Server(home, key=WRITE_KEY, workers=2) as server, httpx.Client(timeout=60) as http:
+        added = http.post(
+            f"{server.url}/api/books",
+            json=[{"title": "Two Workers Book", "links": links[:5]}],
+            headers=auth(),
+        )
+        assert added.status_code == 200, added.text
+        for _ in range(20):  # whichever worker answers, it sees the write
+            found = http.get(f"{server.url}/api/book", params={"title": "Two Workers Book"})
+            assert found.status_code == 200, found.text
+        metrics = http.get(f"{server.url}/metrics").text
+        wanted = 'bookvec_http_requests_total{method="GET",route="/api/book",status="200"}'
+        line = next(row for row in metrics.splitlines() if row.startswith(wanted))
+        assert float(line.split()[-1]) == 20.0  # both workers' counts, summed
