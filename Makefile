@@ -16,7 +16,7 @@ $(BIN)/bookvec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[train,dev,eval,maps]"
+	$(BIN)/python -m pip install --quiet -e ".[train,dev,eval,maps,serve]"
 	@touch $(BIN)/bookvec
 
 install: $(BIN)/bookvec

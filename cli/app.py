@@ -97,6 +97,7 @@ COMMANDS = {
     "quickstart": "quickstart",
     "score": "score",
     "search": "search",
+    "serve": "serve",
     "train": "train",
     "upsert": "upsert",
     "vectors": "vectors",

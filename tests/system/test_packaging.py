@@ -29,9 +29,17 @@ def test_wheel_contains_every_package(tmp_path):
         "bookvec/model/runtime.py",
         "bookvec/model/training/train.py",
         "bookvec/indexer/__init__.py",
+        "bookvec/service/app.py",
+        "bookvec/service/routes/read.py",
+        "bookvec/service/static/index.html",  # the page's assets are package data
+        "bookvec/service/static/app.js",
+        "bookvec/service/static/app.css",
+        "bookvec/cli/serve.py",
     ):
         assert module in names, module
-    assert not any(name.startswith(("tests/", "cli/", "model/", "indexer/")) for name in names)
+    assert not any(
+        name.startswith(("tests/", "cli/", "model/", "indexer/", "service/")) for name in names
+    )
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "bookvec = bookvec.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
