@@ -200,8 +200,11 @@ def _main(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
+    from bookvec import progress
     from bookvec.cli import output
+    from bookvec.cli.progress import rich_display
 
     output.set_quiet(quiet)
+    progress.install(rich_display)  # the library's long calls show rich bars on stderr
     if home:
         os.environ[settings.ENV_HOME] = home

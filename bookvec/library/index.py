@@ -31,6 +31,7 @@ from bookvec.library.store import (
     open_store,
     read_manifest_quietly,
 )
+from bookvec.model import bundle as files
 
 MODES = ("dense", "sparse", "hybrid")
 
@@ -167,7 +168,7 @@ class Index:
             else:
                 hits = store.recommend(positive, negative, limit=limit, filter=book_filter, **how)
         manifest = read_manifest_quietly(store_model, home=self.home)
-        synthetic = bool(manifest and manifest.get("corpus", {}).get("synthetic"))
+        synthetic = bool(manifest and manifest.corpus.synthetic)
         return SearchResult(
             hits=tuple(
                 Hit.from_payload(h.title, h.score, h.payload, synthetic=synthetic) for h in hits
@@ -193,7 +194,7 @@ class Index:
         from bookvec.library.actions import resolve_bundle_link
 
         bundle = self.model.bundle
-        bundle.verify(("link_vectors.npy", "links.parquet"))
+        bundle.verify((files.LINK_VECTORS, files.LINKS))
         if store_model is not None and store_model != bundle.model_id:
             raise ModelMismatchError(
                 f"the store holds vectors of model {store_model}, the model here is "

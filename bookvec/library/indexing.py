@@ -11,6 +11,7 @@ from collections.abc import Callable
 from bookvec.library.results import IndexReport
 from bookvec.library.store import Home, home_of, open_store
 from bookvec.library.upserting import ProgressFactory, no_progress
+from bookvec.model import bundle as files
 
 
 def _quiet(message: str) -> None:
@@ -40,7 +41,7 @@ def index_model(
     from bookvec.sparse import DEFAULT_WEIGHTING
 
     home = home or home_of()
-    bundle.verify(("book_vectors.npy", "books.parquet"))
+    bundle.verify((files.BOOK_VECTORS, files.BOOKS))
     options = options or sparse_options(DEFAULT_WEIGHTING)
     started = time.perf_counter()
     extra = {"client": client} if client is not None else {}
@@ -128,7 +129,7 @@ def index_model(
 def incremental_parent(store, bundle, shards, replicas, options) -> bool:
     """True when the store holds the vectors of the model this bundle was warm-started from,
     in the same layout: then only what changed is written (``bookvec.indexer.incremental``)."""
-    parent = (bundle.manifest.get("warm_start") or {}).get("parent")
+    parent = (bundle.manifest.warm_start or {}).get("parent")
     info = store.info() if parent else None
     return (
         info is not None

@@ -19,15 +19,15 @@ def model_info(model: str | None = None, *, home: Home | None = None) -> dict[st
     return {
         "id": bundle.model_id,
         "path": str(bundle.path),
-        "created": manifest.get("created"),
+        "created": manifest.created,
         "books": bundle.n_books,
         "links": bundle.n_links,
-        "pairs": manifest.get("counts", {}).get("pairs"),
+        "pairs": manifest.counts.pairs,
         "dim": bundle.dim,
-        "objective": manifest.get("config", {}).get("objective"),
+        "objective": manifest.config.get("objective"),
         "synthetic": bundle.synthetic,
-        "corpus": manifest.get("corpus", {}).get("path"),
-        "metrics": manifest.get("metrics", {}),
+        "corpus": manifest.corpus.path,
+        "metrics": dict(manifest.metrics),
     }
 
 

@@ -25,6 +25,7 @@ from bookvec.library.results import (
     ScoreResult,
 )
 from bookvec.library.store import Home, find_upserted, home_of, open_model_bundle
+from bookvec.model import bundle as files
 
 if TYPE_CHECKING:
     import numpy as np
@@ -116,14 +117,14 @@ class Model:
     def _book_vectors(self) -> np.ndarray:
         import numpy as np
 
-        self._need("book_vectors.npy")
+        self._need(files.BOOK_VECTORS)
         return np.asarray(self.bundle.book_vectors, dtype=np.float32)
 
     @cached_property
     def _link_vectors(self) -> np.ndarray:
         import numpy as np
 
-        self._need("link_vectors.npy")
+        self._need(files.LINK_VECTORS)
         return np.asarray(self.bundle.link_vectors, dtype=np.float32)
 
     def book_index(self, title: str, *, exact: bool = False) -> int:
@@ -196,7 +197,7 @@ class Model:
         """The pages the book's article most likely links to (the score graph over every page),
         best first; ``missing``: only those it does not link to yet. `bookvec links`."""
         _check_topn(topn)
-        self._need("score.onnx")
+        self._need(files.SCORE_GRAPH)
         bundle = self.bundle
         try:
             index, record = self.book_index(title, exact=exact), None
@@ -227,7 +228,7 @@ class Model:
     def similar_links(self, page: str, topn: int = 10, *, exact: bool = False) -> list[LinkHit]:
         """The pages nearest a page: cosine of the link vectors. `bookvec similar-links`."""
         _check_topn(topn)
-        self._need("link_vectors.npy")
+        self._need(files.LINK_VECTORS)
         index = self.link_index(page, exact=exact)
         return [LinkHit(**row) for row in actions.nearest_links(self.bundle, index, limit=topn)]
 
@@ -237,7 +238,7 @@ class Model:
         import numpy as np
 
         _check_topn(topn)
-        self._need("book_vectors.npy", "link_vectors.npy")
+        self._need(files.BOOK_VECTORS, files.LINK_VECTORS)
         sa, sb = self._side(a, exact, log), self._side(b, exact, log)
         if sa[0] == sb[0]:
             raise SameBookError(f"A and B are the same book ({sa[0]!r})")
@@ -297,7 +298,7 @@ class Model:
         listed in ``rejects``. `bookvec score`."""
         from bookvec.library.pairs import score_rows
 
-        self._need("score.onnx")
+        self._need(files.SCORE_GRAPH)
         rows = _pair_rows(pairs)
         return score_rows(self, rows, exact=exact, skip_invalid=skip_invalid, source=source)
 
@@ -308,7 +309,7 @@ class Model:
 
         if isinstance(links, str):
             raise InputError("fold_in takes a list of page titles, not one string")
-        self._need("fold_in.onnx", "links.parquet")
+        self._need(files.FOLD_IN_GRAPH, files.LINKS)
         names = cleaned_links(list(links), actions.bundle_cleaning(self.bundle))
         known = [self.bundle.link_index[n] for n in names if n in self.bundle.link_index]
         if not known:

@@ -86,17 +86,11 @@ def open_model_bundle(model: str | Path | None = None, *, home: Home | None = No
     return open_bundle(model, models_dir=(home or home_of()).models)
 
 
-def read_manifest_quietly(model_id: str | None, *, home: Home | None = None) -> dict | None:
+def read_manifest_quietly(model_id: str | None, *, home: Home | None = None):
     """The manifest of a model id if it is on this machine (for labels), else None."""
-    if not model_id:
-        return None
-    import json
+    from bookvec.model.manifest import manifest_of
 
-    path = (home or home_of()).models / model_id / "manifest.json"
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return manifest_of(model_id, (home or home_of()).models)
 
 
 def genre_filter_values(values) -> tuple[str, ...]:

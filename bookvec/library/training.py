@@ -200,16 +200,16 @@ def catalogue_books(home: Home | None = None) -> list:
 
 def summary(bundle, upserted_included: int | None = None) -> TrainSummary:
     """`bookvec train --json`."""
-    metrics = bundle.manifest.get("metrics", {})
+    metrics = dict(bundle.manifest.metrics)
     data = {
         "model": bundle.model_id,
         "path": str(bundle.path),
         "books": bundle.n_books,
         "links": bundle.n_links,
-        "pairs": bundle.manifest["counts"]["pairs"],
+        "pairs": bundle.manifest.counts.pairs,
         "synthetic": bundle.synthetic,
         "metrics": metrics,
-        "warm_start": bundle.manifest.get("warm_start"),
+        "warm_start": bundle.manifest.warm_start,
     }
     if upserted_included is not None:
         data["upserted_included"] = upserted_included

@@ -15,6 +15,7 @@ from typing import Any
 
 from bookvec.errors import InputError, Interrupted, ModelMismatchError
 from bookvec.library.results import UpsertReport
+from bookvec.model import bundle as files
 
 BATCH = 2048  # books read and folded in at a time
 
@@ -105,7 +106,7 @@ def upsert(
 
         # fail before any book is stored if the rejects file cannot be written there
         check_output(rejects_file, what="--rejects")
-    bundle.verify(("fold_in.onnx", "links.parquet"))
+    bundle.verify((files.FOLD_IN_GRAPH, files.LINKS))
     rejects = Rejects(rejects_file)
     try:
         read = read_input(books, format=format, skip_invalid=skip_invalid, rejects=rejects)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -53,58 +52,20 @@ class _NoProgress:
         pass
 
 
-class _RichProgress:
-    """A rich progress bar on stderr (bytes done / total, rate, time left), shown from the
-    first answer of the server on, so a host that cannot be reached prints no bar."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar: Any = None
-        self.task: Any = None
-
-    def start(self, total: int | None, completed: int) -> None:
-        if self.bar is None:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=Console(file=sys.stderr),
-            )
-            self.task = self.bar.add_task(self.label, total=total, completed=completed)
-            self.bar.start()
-        else:
-            self.bar.reset(self.task, total=total, completed=completed)
-
-    def advance(self, n: int) -> None:
-        self.bar.advance(self.task, n)
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 @contextmanager
 def _progress(enabled: bool, label: str) -> Iterator[_Progress]:
+    """The download's bar from the installed display (``bookvec.progress``), shown from the
+    first answer of the server on, so a host that cannot be reached prints no bar."""
     if not enabled:
         yield _NoProgress()
         return
-    rich_progress = _RichProgress(label)
+    from bookvec import progress
+
+    bar = progress.bar("download", label=label)
     try:
-        yield rich_progress
+        yield bar
     finally:
-        rich_progress.stop()
+        bar.stop()
 
 
 class _Retry(Exception):
