@@ -31,7 +31,6 @@ from bookvec.library.store import (
     open_store,
     read_manifest_quietly,
 )
-from bookvec.model import bundle as files
 
 MODES = ("dense", "sparse", "hybrid")
 
@@ -194,6 +193,8 @@ class Index:
         from bookvec.library.actions import resolve_bundle_link
 
         bundle = self.model.bundle
+        from bookvec.model import bundle as files
+
         bundle.verify((files.LINK_VECTORS, files.LINKS))
         if store_model is not None and store_model != bundle.model_id:
             raise ModelMismatchError(
