@@ -175,7 +175,7 @@ def train_bundle(
         b, ln = warm.changes["books"], warm.changes["links"]
         say(
             f"warm start from model {parent.model_id}: books {b['added']:,} added, "
-            f"{b['removed']:,} removed, {b['changed'] or 0:,} changed; pages {ln['added']:,} "
+            f"{b['removed']:,} removed, {b['changed']:,} changed; pages {ln['added']:,} "
             f"added, {ln['removed']:,} removed"
         )
 

@@ -194,23 +194,20 @@ def _changes(
 ) -> dict[str, Any]:
     """Books and pages added, removed and (books) changed: a kept book whose set of kept
     link names differs from the parent's."""
-    changed = 0
-    parent_pairs = parent.pairs
-    if parent_pairs is not None:
-        before = _link_sets(parent.book_titles, parent.link_names, parent_pairs)
-        after = _link_sets(titles, names, pairs)
-        joined = after.join(before, on="title", how="inner", suffix="_before")
-        changed = int(
-            joined.select(
-                (pl.col("name").fill_null([]) != pl.col("name_before").fill_null([])).sum()
-            ).item()
-        )
+    before = _link_sets(parent.book_titles, parent.link_names, parent.pairs)
+    after = _link_sets(titles, names, pairs)
+    joined = after.join(before, on="title", how="inner", suffix="_before")
+    changed = int(
+        joined.select(
+            (pl.col("name").fill_null([]) != pl.col("name_before").fill_null([])).sum()
+        ).item()
+    )
     kept_books, kept_links = int(known_book.sum()), int(known_link.sum())
     return {
         "parent": parent.model_id,
         "books": {
             "kept": kept_books - changed,
-            "changed": changed if parent_pairs is not None else None,
+            "changed": changed,
             "added": int(len(titles) - kept_books),
             "removed": int(parent.n_books - kept_books),
         },

@@ -115,3 +115,23 @@ def test_evaluate_never_imports_torch(home):
     )
     env = {"BOOKVEC_HOME": str(home), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_draw_map_and_projector_equal_the_cli_json(tmp_path, monkeypatch):
+    from tests.model.analysis.test_maps import HAS_EXTRA, build_planted_bundle
+
+    if not HAS_EXTRA:
+        pytest.skip("the maps extra is not installed")
+    build_planted_bundle(tmp_path / "models")
+    out = tmp_path / "map.html"
+    args = ["map", "--out", str(out), "-H", "Poetry Book 036", "--json"]
+    invoke(args, tmp_path)  # computes and caches the coordinates
+    cli = json.loads(invoke(args, tmp_path).stdout)
+    cli_projector = invoke(["projector", str(tmp_path / "projector"), "--json"], tmp_path)
+    monkeypatch.setenv("BOOKVEC_HOME", str(tmp_path))
+    report = analysis.draw_map(out, highlight=["Poetry Book 036"])
+    assert report.to_dict() == cli and report.cached
+    projected = analysis.projector(tmp_path / "projector")
+    assert projected.to_dict() == json.loads(cli_projector.stdout)
+    # planted: the highlighted book's neighbours share its planted genre
+    assert all(title.startswith("Poetry") for title, _ in report.highlights[0][1])
