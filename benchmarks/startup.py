@@ -14,8 +14,10 @@ that the machine's load hits every variant alike: the floor, `bookvec search EXA
 seconds, median and spread (min..max); ratios are medians of per-run ratios. Also the import
 time of `bookvec.cli.main` (`python -X importtime`, the top-level total) and the reopen time of
 the shard inside the floor process.
-With --before REF, the same searches also run on the code of commit REF (its tree, laid out as
-the installed package, first on PYTHONPATH), interleaved with the others: before/after ratios.
+With --before REF, the same searches also run on the code of commit REF and of --after REF
+(default HEAD), each tree laid out as the installed package and put first on PYTHONPATH (the
+same import mechanism for both, unlike the editable install), interleaved with the others:
+after/before ratios.
 Machine: 2 shared cores; timings move with the load of other processes.
 """
 
@@ -99,12 +101,19 @@ def shard_path(home: Path) -> Path:
     return root / (root / "CURRENT").read_text().strip() / "shard"
 
 
-def wall(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+def wall(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the child: user + system, output)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     # run outside the repository: the working directory comes first on sys.path, and the
     # checkout's bookvec/ there would shadow the --before code on PYTHONPATH
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=env["BOOKVEC_HOME"])
-    return time.perf_counter() - start, done.stdout + done.stderr
+    seconds = time.perf_counter() - start
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (now.ru_utime - used.ru_utime) + (now.ru_stime - used.ru_stime)
+    return seconds, cpu, done.stdout + done.stderr
 
 
 def import_time(env: dict[str, str]) -> float:
@@ -137,7 +146,7 @@ def mistype(title: str) -> str:
     return text[0] + text[2] + text[1] + text[3:]
 
 
-def run_size(n: int, runs: int, before: str | None = None) -> dict:
+def run_size(n: int, runs: int, before: str | None = None, after: str = "HEAD") -> dict:
     with tempfile.TemporaryDirectory(prefix="bookvec-startup-") as tmp:
         home = Path(tmp)
         start = time.perf_counter()
@@ -154,42 +163,51 @@ def run_size(n: int, runs: int, before: str | None = None) -> dict:
         }
         envs = {name: env for name in variants}
         if before is not None:
-            old = code_of(before, home / "before")
-            old_env = {**env, "PYTHONPATH": str(old)}
-            for name in ("exact", "loose"):
-                variants[f"{name}_before"] = variants[name]
-                envs[f"{name}_before"] = old_env
+            for label, ref in (("before", before), ("after", after)):
+                tree_env = {**env, "PYTHONPATH": str(code_of(ref, home / label))}
+                for name in ("exact", "loose"):
+                    variants[f"{name}_{label}"] = variants[name]
+                    envs[f"{name}_{label}"] = tree_env
         times: dict[str, list[float]] = {name: [] for name in variants}
+        cpu: dict[str, list[float]] = {name: [] for name in variants}
         reopen: list[float] = []
         outputs: dict[str, str] = {}
         for _ in range(runs):
             for name, cmd in variants.items():
-                seconds, out = wall(cmd, envs[name])
+                seconds, used, out = wall(cmd, envs[name])
                 times[name].append(seconds)
+                cpu[name].append(used)
                 outputs[name] = out
                 if name == "floor":
                     reopen.append(float(out.strip()))
         assert outputs["exact"] == outputs["loose"], "a loose title must give the same answer"
         if before is not None:
-            assert outputs["exact_before"] == outputs["exact"], "the same answer before and after"
+            same = outputs["exact_before"] == outputs["exact_after"] == outputs["exact"]
+            assert same, "the same answer before and after"
         imports = [import_time(env) for _ in range(3)]
 
-        def ratio(a: str, b: str) -> float:
-            pairs = zip(times[a], times[b], strict=True)
+        def ratio(a: str, b: str, of: dict[str, list[float]] = times) -> float:
+            pairs = zip(of[a], of[b], strict=True)
             return round(statistics.median(x / y for x, y in pairs), 3)
 
         compared = {}
         if before is not None:
             compared = {
                 "before": before,
-                "exact_over_before": ratio("exact", "exact_before"),
-                "loose_over_before": ratio("loose", "loose_before"),
+                "after": after,
+                "exact_after_over_before": ratio("exact_after", "exact_before"),
+                "loose_after_over_before": ratio("loose_after", "loose_before"),
+                "installed_exact_over_before": ratio("exact", "exact_before"),
+                # CPU seconds move less than wall seconds with the other processes' load
+                "cpu_exact_after_over_before": ratio("exact_after", "exact_before", cpu),
+                "cpu_loose_after_over_before": ratio("loose_after", "loose_before", cpu),
             }
         return {
             **compared,
             "books": len(titles),
             "index_s": round(index_s, 2),
             "wall_s": {name: spread(values) for name, values in times.items()},
+            "cpu_s": {name: spread(values) for name, values in cpu.items()},
             "shard_reopen_s": spread(reopen),
             "import_bookvec_cli_main_s": spread(imports),
             "exact_over_floor": ratio("exact", "floor"),
@@ -206,10 +224,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--before", metavar="REF", help="also time the search of commit REF")
+    parser.add_argument("--after", metavar="REF", default="HEAD", help="compared with --before")
     args = parser.parse_args()
     results = {"python": sys.version.split()[0], "runs": args.runs, "sizes": []}
     for n in args.sizes:
-        result = run_size(n, args.runs, args.before)
+        result = run_size(n, args.runs, args.before, args.after)
         results["sizes"].append(result)
         if not args.json:
             print(json.dumps(result, indent=2), flush=True)

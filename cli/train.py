@@ -1,4 +1,4 @@
-"""`bookvec train`: corpus -> model bundle (PyTorch, imported only here)."""
+"""`bookvec train`: corpus -> model bundle (bookvec.library.training; PyTorch only inside it)."""
 
 from __future__ import annotations
 

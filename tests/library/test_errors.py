@@ -138,3 +138,36 @@ def test_errors_are_never_system_exit(model):
         assert isinstance(exc, BookvecError) and not isinstance(exc, SystemExit)
     else:
         pytest.fail("an unknown title raised nothing")
+
+
+def test_a_store_another_writer_holds_is_store_locked(mutable_home):
+    from bookvec.errors import StoreLockedError
+    from bookvec.indexer import open_store
+    from bookvec.settings import QdrantSettings
+
+    holder = open_store(QdrantSettings(), path=mutable_home / "store")
+    try:
+        with holder.exclusive(), bookvec.open_index(home=mutable_home) as ix:
+            title = ix.model.titles[0]
+            new = {"title": "Blocked Book", "links": ix.model.link_names[:5]}
+            with pytest.raises(StoreLockedError):
+                ix.upsert([new])
+            with pytest.raises(StoreLockedError):
+                ix.delete([title])
+            assert ix.search(title, limit=3).hits  # reading is never blocked
+    finally:
+        holder.close()
+
+
+def test_an_unreachable_corpus_is_a_download_error(monkeypatch, tmp_path):
+    from bookvec.errors import DownloadError
+    from bookvec.library.quickstart import get_corpus
+    from bookvec.library.store import home_of
+    from bookvec.model.corpus import fetch
+
+    def unreachable(*args, **kwargs):
+        raise DownloadError("cannot reach the corpus host")
+
+    monkeypatch.setattr(fetch, "fetch_corpus", unreachable)
+    with pytest.raises(DownloadError, match="cannot reach"):
+        get_corpus(None, no_fallback=True, home=home_of(tmp_path))
