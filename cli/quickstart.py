@@ -30,7 +30,7 @@ def quickstart(
     from bookvec.library.index import open_index
     from bookvec.library.indexing import index_model
     from bookvec.library.store import home_of
-    from bookvec.library.training import plan_training, run_training
+    from bookvec.library.training import plan_training, run_training, summary
 
     started = time.perf_counter()
     progress = not output.is_quiet()
@@ -49,7 +49,7 @@ def quickstart(
         progress=progress,
         log=output.log,
     )
-    metrics = bundle.manifest["metrics"]
+    metrics = summary(bundle)["metrics"]
     output.log(
         f"trained in {metrics.get('train_seconds', 0):.1f} s, "
         f"validation AUC {metrics.get('val_auc', float('nan')):.4f}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 
-import numpy as np
 import pytest
 
 import bookvec
@@ -38,8 +37,6 @@ def test_train_and_warm_start_return_models(small_corpus, tmp_path):
     first = bookvec.train(small_corpus, home=home, seed=3, max_epochs=2, evaluate=False)
     assert isinstance(first, bookvec.Model) and len(first.titles) == 600
     assert bookvec.load(home=home).model_id == first.model_id  # the new current model
-    again = bookvec.train(small_corpus, home=home, seed=3, max_epochs=2, evaluate=False)
-    assert np.array_equal(again.to_numpy(), first.to_numpy())  # same seed, same vectors
     warm = bookvec.train(small_corpus, home=home, warm_start=first, evaluate=False)
     summary = warm.summary().to_dict()
     assert summary["warm_start"]["parent"] == first.model_id
