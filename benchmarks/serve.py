@@ -275,8 +275,9 @@ def run_wrk(url: str, script: Path, connections: int, duration: float) -> dict:
     total = re.search(r"(\d+) requests in", out)
     finished = int(total.group(1)) if total else 0
     return {
-        "p50_ms": _ms(p50.group(1)) if p50 and finished else None,
-        "p99_ms": _ms(p99.group(1)) if p99 and finished else None,
+        # wrk prints 0 latencies when every request it timed ran out (--timeout): none measured
+        "p50_ms": (_ms(p50.group(1)) or None) if p50 and finished else None,
+        "p99_ms": (_ms(p99.group(1)) or None) if p99 and finished else None,
         "rps": float(rps.group(1)) if rps else 0.0,
         "requests": finished,
         "errors": (int(non2xx.group(1)) if non2xx else 0)

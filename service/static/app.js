@@ -285,7 +285,8 @@ function highlightMap() {
 
 $("search").addEventListener("submit", (event) => { event.preventDefault(); search(); });
 $("page-search").addEventListener("submit", pageSearch);
-$("q").addEventListener("input", complete);
+let typing = null;  // suggestions once typing pauses, not on every key
+$("q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(complete, 150); });
 $("why-close").addEventListener("click", () => { $("why").hidden = true; });
 $("map-toggle").addEventListener("click", toggleMap);
 document.addEventListener("keydown", (event) => {
