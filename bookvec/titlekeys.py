@@ -116,6 +116,11 @@ class TitleKeys:
         )
         return [title for (title,) in rows]
 
+    def keyed(self) -> tuple[list[str], list[str]]:
+        """Every title and its base key (stored, so a fuzzy match computes none)."""
+        rows = self._db.execute("SELECT title, base FROM titles ORDER BY title").fetchall()
+        return [title for title, _ in rows], [base for _, base in rows]
+
     def titles(self) -> list[str]:
         return [t for (t,) in self._db.execute("SELECT title FROM titles ORDER BY title")]
 

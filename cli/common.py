@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -48,3 +49,14 @@ def open_model(model: str | None):
     from bookvec.library.store import open_model_bundle
 
     return open_model_bundle(model)
+
+
+def refuse_if_served(url: str | None, collection: str | None) -> None:
+    """A write to the embedded store of a home that a running `bookvec serve` owns stops here
+    with one line saying to go through the server (its writes are serialised; ours would
+    race them)."""
+    from bookvec import served, settings
+
+    if url or os.environ.get(settings.ENV_QDRANT_URL):
+        return  # a Qdrant server: it serialises writes itself
+    served.check_not_served(settings.home(), collection or settings.DEFAULT_COLLECTION)

@@ -27,8 +27,11 @@ def delete(
 
     Example: bookvec delete "Jaws (novel)" "The Deep (novel)"
     """
+    from bookvec.cli.common import refuse_if_served
     from bookvec.library.index import open_index
 
+    if not dry_run:
+        refuse_if_served(url, collection)
     with open_index(url=url, api_key=api_key, collection=collection) as index:
         result = index.delete(titles, exact=exact, dry_run=dry_run)
     if json_:

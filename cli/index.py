@@ -92,8 +92,11 @@ def index(
         hnsw_ef=hnsw_ef,
         quantization=quantization,
     )
+    from bookvec.cli.common import refuse_if_served
     from bookvec.cli.progress import counting_progress
     from bookvec.library.indexing import index_model
+
+    refuse_if_served(url, collection)
     from bookvec.library.store import open_model_bundle
 
     result = index_model(

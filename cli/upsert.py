@@ -62,6 +62,10 @@ def upsert(
         from bookvec.outfiles import check_output
 
         check_output(rejects_file, what="--rejects")  # before the model is even opened
+    from bookvec.cli.common import refuse_if_served
+
+    if not dry_run:
+        refuse_if_served(url, collection)
     report = upserting.upsert(
         file,
         open_model_bundle(model),

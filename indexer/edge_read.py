@@ -55,7 +55,7 @@ class EdgeReads:
 
         def _require(self) -> tuple[Opened, edge.EdgeShard]: ...
 
-    def info(self) -> CollectionInfo | None:
+    def info(self, *, count: bool = True) -> CollectionInfo | None:
         self._follow()
         if self._live is None or self._shard is None:
             return None
@@ -65,7 +65,7 @@ class EdgeReads:
             backend=self.backend,
             model_version=self._live.meta.model_version,
             vector_size=self._live.meta.vector_size,
-            points=self.count(),
+            points=self.count() if count else None,
             location=str(self._live.path),
             index=IndexOptions.from_dict(self._live.meta.index),
             indexed_vectors=shard_info.indexed_vectors_count,

@@ -84,7 +84,7 @@ class ServerStore(ServerWrites):
         self.hybrid = hybrid.DEFAULT_HYBRID  # how hybrid and diverse queries are built
 
     # --- reading -------------------------------------------------------------------------------
-    def info(self) -> CollectionInfo | None:
+    def info(self, *, count: bool = True) -> CollectionInfo | None:
         physical = self._physical()
         if physical is None:
             return None
@@ -101,7 +101,7 @@ class ServerStore(ServerWrites):
             backend=self.backend,
             model_version=meta.get("model_version"),
             vector_size=size,
-            points=self.count(),
+            points=self.count() if count else None,
             location=self.location,
             index=options,
             indexed_vectors=described.indexed_vectors_count,

@@ -51,7 +51,7 @@ class ServerWrites(ServerClient):
 
     if TYPE_CHECKING:  # server.ServerStore's
 
-        def info(self) -> CollectionInfo | None: ...
+        def info(self, *, count: bool = True) -> CollectionInfo | None: ...
 
         def get(
             self, titles: Iterable[str], *, with_vectors: bool = False

@@ -166,7 +166,7 @@ class CollectionInfo:
     backend: str  # "edge" | "server"
     model_version: str | None
     vector_size: int
-    points: int
+    points: int | None  # None: not counted (info(count=False), for a query's settings)
     location: str  # edge: the live generation's directory; server: the URL or ":memory:"
     index: IndexOptions = field(default_factory=IndexOptions)
     indexed_vectors: int | None = None  # in the HNSW graph (0: every search is exact)
@@ -177,7 +177,7 @@ class CollectionInfo:
 class BookStore(Protocol):
     backend: str
 
-    def info(self) -> CollectionInfo | None: ...
+    def info(self, *, count: bool = True) -> CollectionInfo | None: ...
 
     def ensure_collection(
         self,

@@ -149,7 +149,7 @@ class Index:
             raise ConfigError(f"limit must be an integer from 1 to 1000, not {limit!r}")
         book_filter, filters = _filter(genres, genres_all, author, country, years)
         store = self.store
-        info = store.info()
+        info = store.info(count=False)  # a count is an exact scan of the store: not needed
         store_model = info.model_version if info else None
         mode = mode or default_mode(info)
         how = {"mode": mode, "diverse": diverse}
@@ -248,24 +248,35 @@ class Index:
         if not text or not loose_key(text) or limit < 1:
             return []
         keys = getattr(self.store, "title_keys", lambda: None)()
+        titles: list[str] = []
+        bases: list[str] = []
         try:
             if keys is not None:
                 found = keys.complete(text, limit)
-                titles = keys.titles() if len(found) < limit else []
+                if len(found) < limit:
+                    titles, bases = keys.keyed()  # the keys stored with the generation
             else:
                 titles = self.store.titles()
                 key = loose_key(text)
                 found = sorted((t for t in titles if loose_key(t).startswith(key)), key=loose_key)
                 found = found[:limit]
+                bases = [base_key(t) for t in titles] if len(found) < limit else []
         finally:
             if keys is not None:
                 keys.close()
         if len(found) < limit and titles:
             from rapidfuzz import fuzz, process
 
-            choices = {t: base_key(t) for t in titles if t not in found}
-            best = process.extract(base_key(text), choices, scorer=fuzz.WRatio, limit=limit)
-            found += [t for _, score, t in best if score >= 60][: limit - len(found)]
+            best = process.extract(
+                base_key(text), bases, scorer=fuzz.WRatio, limit=2 * limit, score_cutoff=60
+            )
+            taken = set(found)
+            for _, _, i in best:
+                if len(found) == limit:
+                    break
+                if titles[i] not in taken:
+                    found.append(titles[i])
+                    taken.add(titles[i])
         return found
 
     def facets(self) -> dict[str, int]:
