@@ -73,6 +73,7 @@ class Index:
         self._client = client
         self._reader = None
         self._model = None
+        self._synthetic: dict[str | None, bool] = {}  # model id -> its corpus was synthetic
 
     def __repr__(self) -> str:
         where = self.url or (":memory:" if self._client is not None else str(self.home.store))
@@ -166,8 +167,10 @@ class Index:
                 hits = store.search_like(positive[0], limit=limit, filter=book_filter, **how)
             else:
                 hits = store.recommend(positive, negative, limit=limit, filter=book_filter, **how)
-        manifest = read_manifest_quietly(store_model, home=self.home)
-        synthetic = bool(manifest and manifest.corpus.synthetic)
+        synthetic = self._synthetic.get(store_model)
+        if synthetic is None:  # a bundle never changes under its id: read its manifest once
+            manifest = read_manifest_quietly(store_model, home=self.home)
+            synthetic = self._synthetic[store_model] = bool(manifest and manifest.corpus.synthetic)
         return SearchResult(
             hits=tuple(
                 Hit.from_payload(h.title, h.score, h.payload, synthetic=synthetic) for h in hits
