@@ -28,7 +28,7 @@ from bookvec.errors import ConfigError, StoreError, StoreLockedError
 from bookvec.indexer import hybrid
 from bookvec.indexer.catalogue import SOURCE_FIELD, UPSERTED
 from bookvec.indexer.generations import SHARD, GenerationMeta, Opened, copy_tree, id_checksum
-from bookvec.indexer.points import Prepared, batched
+from bookvec.indexer.points import Prepared, batched, edge_payload, stored_payload
 from bookvec.indexer.types import INTEGER_FIELDS, KEYWORD_FIELDS, IndexOptions, Progress
 
 SCROLL_PAGE = 1000
@@ -170,7 +170,10 @@ def _write(
     ) as pool:
         try:
             for items in batches:
-                points = [edge.Point(item.id, _edge_vector(item), item.payload) for item in items]
+                points = [
+                    edge.Point(item.id, _edge_vector(item), edge_payload(item.payload))
+                    for item in items
+                ]
                 operation = edge.UpdateOperation.upsert_points(points)
                 finish()
                 if room is not None:
@@ -360,7 +363,7 @@ def _scan_upserted(shard: edge.EdgeShard | None) -> Iterator[tuple[str, dict[str
         )
         records, offset = shard.scroll(request)
         for rec in records:
-            payload = dict(rec.payload or {})
+            payload = stored_payload(rec.payload)
             yield payload["title"], payload
         if offset is None:
             return
