@@ -22,11 +22,14 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import orjson
 
 from bookvec import inputs
 from bookvec.errors import DataNotFoundError, InputError
@@ -160,30 +163,48 @@ def _sniff(head: bytes) -> str:
     return "ndjson" if first in (b"[", b"{", b"") else "csv"
 
 
+# orjson reads a 64-bit integer or less as json does; a longer one it turns into a float: such a
+# line (20 digits in a row anywhere) goes through the json module, as does any line orjson
+# refuses (the json module's message, its NaN and lone surrogates, a BOM, Unicode spaces).
+_LONG_NUMBER = re.compile(rb"[0-9]{20}")
+
+
 def _json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
     for line, data in enumerate(stream, 1):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield line, _Bad(f"not UTF-8: invalid byte at column {exc.start + 1}")
+        if not data.strip():
             continue
-        if line == 1:
-            text = text.lstrip("\ufeff")
-        text = text.strip()
-        if not text:
-            continue
-        try:
-            yield line, json.loads(text)
-        except RecursionError:
-            yield line, _Bad("JSON nested too deeply")
-            continue
-        except json.JSONDecodeError as exc:
-            reason = f"not JSON ({exc.msg} at column {exc.colno})"
-            if line == 1 and text in ("[", "{"):
-                reason += "; the file must hold one record per line (ndjson), not one JSON document"
-            yield line, _Bad(reason)
-        except ValueError as exc:  # an integer past Python's digit limit ("Exceeds the limit")
-            yield line, _Bad(f"a number with too many digits ({str(exc).split(';')[0]})")
+        if _LONG_NUMBER.search(data) is None:
+            try:
+                yield line, orjson.loads(data)
+                continue
+            except orjson.JSONDecodeError:
+                pass
+        yield from _json_line(line, data)
+
+
+def _json_line(line: int, data: bytes) -> Iterator[tuple[int, Any]]:
+    """One line through the json module: its value, or why it is not one (as a _Bad)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield line, _Bad(f"not UTF-8: invalid byte at column {exc.start + 1}")
+        return
+    if line == 1:
+        text = text.lstrip("\ufeff")
+    text = text.strip()
+    if not text:
+        return
+    try:
+        yield line, json.loads(text)
+    except RecursionError:
+        yield line, _Bad("JSON nested too deeply")
+    except json.JSONDecodeError as exc:
+        reason = f"not JSON ({exc.msg} at column {exc.colno})"
+        if line == 1 and text in ("[", "{"):
+            reason += "; the file must hold one record per line (ndjson), not one JSON document"
+        yield line, _Bad(reason)
+    except ValueError as exc:  # an integer past Python's digit limit ("Exceeds the limit")
+        yield line, _Bad(f"a number with too many digits ({str(exc).split(';')[0]})")
 
 
 def _table_rows(stream: BinaryIO, name: str, fmt: str) -> Iterator[tuple[int, Any]]:
