@@ -22,7 +22,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -163,23 +162,40 @@ def _sniff(head: bytes) -> str:
     return "ndjson" if first in (b"[", b"{", b"") else "csv"
 
 
-# orjson reads a 64-bit integer or less as json does; a longer one it turns into a float: such a
-# line (20 digits in a row anywhere) goes through the json module, as does any line orjson
-# refuses (the json module's message, its NaN and lone surrogates, a BOM, Unicode spaces).
-_LONG_NUMBER = re.compile(rb"[0-9]{20}")
+# orjson reads a 64-bit integer or less as json does, a longer one as a float: a line with a
+# float anywhere goes through the json module (a float is rare in a book record), as does any
+# line orjson refuses (the json module's message, its NaN and lone surrogates, a BOM, Unicode
+# spaces).
+_STR = {str}
 
 
 def _json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
     for line, data in enumerate(stream, 1):
         if not data.strip():
             continue
-        if _LONG_NUMBER.search(data) is None:
-            try:
-                yield line, orjson.loads(data)
-                continue
-            except orjson.JSONDecodeError:
-                pass
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            value = _has_float  # a marker: not read
+        if value is not _has_float and not _has_float(value):
+            yield line, value
+            continue
         yield from _json_line(line, data)
+
+
+def _has_float(value: Any) -> bool:
+    """Whether a decoded JSON value holds a float at any depth (lists of strings skipped in C)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            return True
+        if kind is dict:
+            item, kind = list(item.values()), list
+        if kind is list and not set(map(type, item)) <= _STR:
+            stack.extend(item)
+    return False
 
 
 def _json_line(line: int, data: bytes) -> Iterator[tuple[int, Any]]:

@@ -70,3 +70,16 @@ def test_json_lines_read_as_the_json_module_reads_them() -> None:
     assert values[1][1]["pages"] == 123456789012345678901234567890  # an int, as json has it
     assert [json.dumps(v) for v in values[:6]] == [json.dumps(v) for v in expected]
     assert isinstance(values[6], _Bad) and values[6].reason.startswith("not JSON (Expecting")
+
+
+def test_distinct_is_numpy_unique() -> None:
+    from bookvec.sparse import _distinct
+
+    rng = np.random.default_rng(1)
+    for keys in (rng.integers(0, 50, 500), np.array([], dtype=np.int64), np.array([3])):
+        keys = keys.astype(np.int64)
+        distinct, counts = _distinct(keys, counts=True)
+        expected, expected_counts = np.unique(keys, return_counts=True)
+        assert distinct.tolist() == expected.tolist()
+        assert counts.tolist() == expected_counts.tolist()
+        assert _distinct(keys).tolist() == expected.tolist()
