@@ -138,16 +138,19 @@ def fold_in_books(books: Iterable[Any], bundle, runtime, weights=None) -> FoldIn
     lookup = _link_lookup(bundle)
     result = FoldInResult()
     pending: list[tuple[Any, dict[str, Any], list[int], list[str]]] = []
+    get = lookup.get
     for book in books:
         # each raw link once per run through the cleaning and the model's links (bounded)
-        hits = [lookup.get(link) or lookup.add(link) for link in book.links]
-        names = [name for name, _ in hits if name is not None]
+        hits = list(map(get, book.links))
+        if None in hits:
+            hits = [hit or lookup.add(link) for hit, link in zip(hits, book.links, strict=True)]
         indices = [index for _, index in hits if index >= 0]
         if not indices:
             result.rejected.append(
                 (book.line, book.title, "none of its links is known to the model")
             )
             continue
+        names = [name for name, _ in hits if name is not None]
         known = [name for name, index in hits if index >= 0]
         # the cleaned links go into the payload: the catalogue a reindex folds in again from
         payload = upsert_payload(book_payload(book), names, known, bundle.model_id)
