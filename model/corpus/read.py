@@ -162,11 +162,12 @@ def _sniff(head: bytes) -> str:
     return "ndjson" if first in (b"[", b"{", b"") else "csv"
 
 
-# orjson reads a 64-bit integer or less as json does, a longer one as a float: a line with a
-# float anywhere goes through the json module (a float is rare in a book record), as does any
+# orjson reads a 64-bit integer or less as json does, a longer one as a float: a line that may
+# hold one (20 digits, and a float in what orjson read) goes through the json module, as does any
 # line orjson refuses (the json module's message, its NaN and lone surrogates, a BOM, Unicode
 # spaces).
 _STR = {str}
+_DIGITS = b"0123456789"
 
 
 def _json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
@@ -177,7 +178,10 @@ def _json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
             value = orjson.loads(data)
         except orjson.JSONDecodeError:
             value = _has_float  # a marker: not read
-        if value is not _has_float and not _has_float(value):
+        # an integer past 64 bits has 20 digits or more: a line with fewer has none
+        if value is not _has_float and (
+            len(data) - len(data.translate(None, _DIGITS)) < 20 or not _has_float(value)
+        ):
             yield line, value
             continue
         yield from _json_line(line, data)

@@ -83,3 +83,24 @@ def test_distinct_is_numpy_unique() -> None:
         assert distinct.tolist() == expected.tolist()
         assert counts.tolist() == expected_counts.tolist()
         assert _distinct(keys).tolist() == expected.tolist()
+
+
+def test_catalogue_text_is_the_json_modules() -> None:
+    """The links string (in the content hash) is byte for byte what json.dumps wrote; a log
+    line reads back as the record, orjson or not."""
+    import json
+
+    from bookvec.indexer.catalogue import _line, encode_links
+
+    odd = ["a", 'b"c', "\\", "\n\t\b\f\r", "\x00\x1f\x7f", "é中😀", "\u2028", "\ud800"]
+    for links in (odd, odd[:-1], [], ["x"]):
+        assert encode_links(links) == json.dumps(links, ensure_ascii=False, separators=(",", ":"))
+    for record in (
+        {"op": "put", "title": "T", "payload": {"links": encode_links(odd[:-1]), "year": 2001}},
+        {"op": "put", "title": "Big", "payload": {"n": 1 << 70}},
+        {"op": "put", "title": "N", "payload": {"x": float("nan"), "y": None}},
+    ):
+        line = _line(record)
+        assert line.endswith(b"\n")
+        back = json.loads(line)
+        assert json.dumps(back, sort_keys=True) == json.dumps(record, sort_keys=True)
