@@ -327,7 +327,9 @@ def end_to_end(args) -> dict:
         "optimize_seconds": [round(run["hnsw_seconds"], 1) for run in runs],
         "upsert_cpu_seconds": [round(run["cpu_seconds"], 1) for run in runs],
         "optimize_child_cpu_seconds": [round(run["hnsw_cpu_seconds"], 1) for run in runs],
-        "optimize_cpu_seconds_in_process": [round(run["optimize_cpu_in_process"], 1) for run in runs],
+        "optimize_cpu_seconds_in_process": [
+            round(run["optimize_cpu_in_process"], 1) for run in runs
+        ],
         "books_per_cpu_second_without_optimize": spread(
             [args.books / (run["cpu_seconds"] - run["optimize_cpu_in_process"]) for run in runs]
         ),
