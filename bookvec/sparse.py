@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -68,11 +69,37 @@ class LinkWeights:
     def vector(self, links: Iterable[int]) -> SparseVector:
         """One book's sparse vector from its link indices, sorted. A link the article makes
         several times counts that many times (tf) in tfidf and bm25, once in binary."""
-        indices, tf = np.unique(np.fromiter(links, dtype=np.int64), return_counts=True)
+        indices, tf = _distinct(np.fromiter(links, dtype=np.int64), counts=True)
         if indices.size and (indices[0] < 0 or indices[-1] >= self.n_links):
             bad = indices[0] if indices[0] < 0 else indices[-1]
             raise ConfigError(f"link index {int(bad)} outside the model's {self.n_links} links")
         return indices.tolist(), self._values(indices, tf.astype(np.float64)).tolist()
+
+    def vectors(self, rows: Sequence[Sequence[int]]) -> list[SparseVector]:
+        """``vector`` of each row, for many books in a few numpy calls (one at a time, the
+        numpy calls cost more than the arithmetic). The same numbers, bit for bit: each value
+        is the same elementwise expression; tfidf (a norm per row) goes row by row."""
+        if self.weighting == "tfidf" or not rows:
+            return [self.vector(row) for row in rows]
+        from itertools import chain
+
+        sizes = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(sizes.sum()))
+        if flat.size and (flat.min() < 0 or flat.max() >= self.n_links):
+            bad = flat.min() if flat.min() < 0 else flat.max()
+            raise ConfigError(f"link index {int(bad)} outside the model's {self.n_links} links")
+        owner = np.repeat(np.arange(len(rows), dtype=np.int64), sizes)
+        keys, tf = _distinct(owner * max(self.n_links, 1) + flat, counts=True)
+        owners, indices = np.divmod(keys, max(self.n_links, 1))
+        tf = tf.astype(np.float64)
+        if self.weighting == "binary":
+            values = np.ones(indices.size, dtype=np.float64)
+        else:  # bm25: the row's length is its number of links, repeats counted
+            norm = 1.0 - BM25_B + BM25_B * sizes.astype(np.float64) / max(self.avg_len, 1e-12)
+            values = tf * (BM25_K1 + 1.0) / (tf + BM25_K1 * norm[owners])
+        bounds = np.searchsorted(owners, np.arange(len(rows) + 1)).tolist()
+        flat_i, flat_v = indices.tolist(), values.tolist()
+        return [(flat_i[a:b], flat_v[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
     def _values(self, indices: np.ndarray, tf: np.ndarray) -> np.ndarray:
         if self.weighting == "binary" or indices.size == 0:
@@ -94,18 +121,31 @@ class LinkWeights:
             yield self.vector(links[bounds[book] : bounds[book + 1]])
 
 
+def _distinct(keys: np.ndarray, *, counts: bool = False) -> Any:
+    """np.unique of int64 keys (with counts), by a sort: numpy 2's hash-based unique took ~2 s
+    for a corpus's 1.2M pairs here, the sort 0.05 s."""
+    ordered = np.sort(keys)
+    first = np.ones(ordered.size, dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    distinct = ordered[first]
+    if not counts:
+        return distinct
+    starts = np.flatnonzero(first)
+    return distinct, np.diff(np.append(starts, ordered.size))
+
+
 def link_weights(
     pairs: np.ndarray, n_books: int, n_links: int, weighting: str = DEFAULT_WEIGHTING
 ) -> LinkWeights:
     """The weights of ``weighting`` measured on a corpus's (book, link) pairs."""
     check_weighting(weighting)
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    keys = np.unique(pairs[:, 0] * max(n_links, 1) + pairs[:, 1])  # distinct (book, link)
+    keys = _distinct(pairs[:, 0] * max(n_links, 1) + pairs[:, 1])  # distinct (book, link)
     df = np.bincount(keys % max(n_links, 1), minlength=n_links).astype(np.float64)
     idf = np.ones(n_links, dtype=np.float64)
     if weighting == "tfidf":
         idf = np.log((1.0 + n_books) / (1.0 + df)) + 1.0
-    books_with_links = max(1, np.unique(keys // max(n_links, 1)).size)
+    books_with_links = max(1, _distinct(keys // max(n_links, 1)).size)
     return LinkWeights(weighting, idf, float(len(pairs) / books_with_links))
 
 

@@ -11,7 +11,7 @@ from bookvec.cli import output
 
 @contextmanager
 def counting_progress(label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(n)``; shows a bar on an interactive stderr."""
+    """Yield ``advance(n)``; shows a bar with the count and its rate on an interactive stderr."""
     if output.is_quiet() or not output.stderr.is_terminal:
         yield lambda n: None
         return
@@ -21,12 +21,29 @@ def counting_progress(label: str, total: int | None = None) -> Iterator[Callable
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
+        _rate_column(),
         TimeElapsedColumn(),
         console=output.stderr,
         transient=True,
     ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def rate_text(speed: float | None) -> str:
+    """The rate a bar shows: ``12,345/s`` (nothing until rich has measured one)."""
+    return f"{speed:,.0f}/s" if speed else ""
+
+
+def _rate_column():
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(rate_text(task.speed), style="progress.data.speed")
+
+    return RateColumn()
 
 
 class _TrainBar:

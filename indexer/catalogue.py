@@ -43,7 +43,37 @@ class UpsertedBook:
 
 
 def encode_links(links: Iterable[str]) -> str:
-    return json.dumps(list(links), ensure_ascii=False, separators=(",", ":"))
+    import orjson  # here: a search by title never needs it
+
+    links = list(links)
+    try:  # the same text as the json module's, several times faster (it refuses lone surrogates)
+        return orjson.dumps(links).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(links, ensure_ascii=False, separators=(",", ":"))
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    """One log line; orjson for speed, the json module for what orjson refuses or writes
+    otherwise (lone surrogates, integers past 64 bits, a float that is not finite)."""
+    import orjson
+
+    try:
+        text = orjson.dumps(record, default=str)
+        if b"null" not in text or not _has_nonfinite(record):
+            return text + b"\n"
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def _has_nonfinite(value: Any) -> bool:
+    if isinstance(value, float):
+        return value != value or value in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return any(_has_nonfinite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nonfinite(v) for v in value)
+    return False
 
 
 def is_upserted(payload: Mapping[str, Any] | None) -> bool:
@@ -133,7 +163,7 @@ class CatalogueLog:
     def _append(self, records: list[dict[str, Any]]) -> None:
         if not records:
             return
-        text = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+        data = b"".join(map(_line, records))
         new = not self.path.exists()
         with open(self.path, "a+b") as handle:
             if handle.tell() > 0:
@@ -142,7 +172,7 @@ class CatalogueLog:
                     handle.seek(0)
                     handle.truncate(handle.read().rfind(b"\n") + 1)
                     handle.seek(0, os.SEEK_END)
-            handle.write(text.encode("utf-8"))
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         if new:

@@ -3,8 +3,9 @@ census. Functions only; the generations they live in are generations.py's.
 
 Writing fast: what a bulk load costs per point is mostly turning the payload into Edge's
 (qdrant-edge-py tries bool, u64, i64 and f64 before str, each failure a Python exception, and
-a list fails all five before its items are converted) and Edge's own insert with the payload
-indexes; `benchmarks/store_write.py` profiles both. The insert releases the GIL, so `_write`
+a list fails all five before its items are converted: so a one-string list is written as
+that string, `points.edge_payload`) and Edge's own insert with the payload indexes;
+`benchmarks/store_write.py` profiles both. The insert releases the GIL, so `_write`
 converts batch k+1 while Edge writes batch k.
 """
 
@@ -28,7 +29,7 @@ from bookvec.errors import ConfigError, StoreError, StoreLockedError
 from bookvec.indexer import hybrid
 from bookvec.indexer.catalogue import SOURCE_FIELD, UPSERTED
 from bookvec.indexer.generations import SHARD, GenerationMeta, Opened, copy_tree, id_checksum
-from bookvec.indexer.points import Prepared, batched
+from bookvec.indexer.points import Prepared, batched, edge_payload, stored_payload
 from bookvec.indexer.types import INTEGER_FIELDS, KEYWORD_FIELDS, IndexOptions, Progress
 
 SCROLL_PAGE = 1000
@@ -170,7 +171,10 @@ def _write(
     ) as pool:
         try:
             for items in batches:
-                points = [edge.Point(item.id, _edge_vector(item), item.payload) for item in items]
+                points = [
+                    edge.Point(item.id, _edge_vector(item), edge_payload(item.payload))
+                    for item in items
+                ]
                 operation = edge.UpdateOperation.upsert_points(points)
                 finish()
                 if room is not None:
@@ -360,7 +364,7 @@ def _scan_upserted(shard: edge.EdgeShard | None) -> Iterator[tuple[str, dict[str
         )
         records, offset = shard.scroll(request)
         for rec in records:
-            payload = dict(rec.payload or {})
+            payload = stored_payload(rec.payload)
             yield payload["title"], payload
         if offset is None:
             return

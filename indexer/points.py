@@ -13,6 +13,12 @@ from bookvec.indexer.types import BookPoint, Hit, UpsertReport
 
 BATCH = 2048  # points per write: large enough that per-call costs vanish, small for progress
 T = TypeVar("T")
+# Keyword-list fields the embedded store keeps as a plain string when they hold one string:
+# qdrant-edge-py converts a list for about four strings' price (each value tries bool, ints and
+# float before str; a list all five before its items), and a keyword index matches a string
+# exactly as it matches a list of that one string, so every filter is unchanged. Readers turn
+# them back into lists (`stored_payload`), and stores written with lists read as before.
+SCALAR_LISTS = ("genres", "authors", "author_keys")
 
 
 class Prepared(NamedTuple):
@@ -211,7 +217,7 @@ def as_records(
         if pid in found:
             rec = found[pid]
             dense, sparse = split_vector(rec.vector) if with_vectors else (None, None)
-            payload = dict(rec.payload or {})
+            payload = stored_payload(rec.payload)
             out[title] = Record(title=title, id=pid, payload=payload, vector=dense, sparse=sparse)
     return out
 
@@ -297,9 +303,33 @@ def check_model(
     )
 
 
+def edge_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as the embedded store writes it: a one-string list of SCALAR_LISTS as
+    that string (the payload itself when there is none; never changed in place)."""
+    out = payload
+    for key in SCALAR_LISTS:
+        value = payload.get(key)
+        if type(value) is list and len(value) == 1 and type(value[0]) is str:
+            if out is payload:
+                out = dict(payload)
+            out[key] = value[0]
+    return out
+
+
+def stored_payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A payload as read from either backend, as bookvec made it (`edge_payload` undone):
+    a new dict."""
+    out = dict(payload or {})
+    for key in SCALAR_LISTS:
+        if type(out.get(key)) is str:
+            out[key] = [out[key]]
+    return out
+
+
 def hits(points: Iterable[Any]) -> list[Hit]:
     """Scored points of either backend (Edge's or qdrant-client's: id, score, payload) as Hits."""
-    return [
-        Hit(title=p.payload["title"], score=float(p.score), payload=dict(p.payload), id=str(p.id))
-        for p in points
-    ]
+    out = []
+    for p in points:
+        payload = stored_payload(p.payload)
+        out.append(Hit(title=payload["title"], score=float(p.score), payload=payload, id=str(p.id)))
+    return out

@@ -132,32 +132,72 @@ def fold_in_books(books: Iterable[Any], bundle, runtime, weights=None) -> FoldIn
     """New books -> store points, their vectors folded in from the links the model knows
     (and with ``weights``, their sparse vectors from the same links: link index = dimension)."""
     from bookvec.indexer import BookPoint
-    from bookvec.library.catalogue import cleaned_links, upsert_payload
+    from bookvec.library.catalogue import upsert_payload
     from bookvec.model.corpus.read import book_payload
 
-    cleaning = bundle_cleaning(bundle)
-    link_index = bundle.link_index
+    lookup = _link_lookup(bundle)
     result = FoldInResult()
     pending: list[tuple[Any, dict[str, Any], list[int], list[str]]] = []
+    get = lookup.get
     for book in books:
-        names = cleaned_links(book.links, cleaning)
-        known = [name for name in names if name in link_index]
-        if not known:
+        # each raw link once per run through the cleaning and the model's links (bounded)
+        hits = list(map(get, book.links))
+        if None in hits:
+            hits = [hit or lookup.add(link) for hit, link in zip(hits, book.links, strict=True)]
+        indices = [index for _, index in hits if index >= 0]
+        if not indices:
             result.rejected.append(
                 (book.line, book.title, "none of its links is known to the model")
             )
             continue
+        names = [name for name, _ in hits if name is not None]
+        known = [name for name, index in hits if index >= 0]
         # the cleaned links go into the payload: the catalogue a reindex folds in again from
         payload = upsert_payload(book_payload(book), names, known, bundle.model_id)
-        pending.append((book, payload, [link_index[name] for name in known], known))
+        pending.append((book, payload, indices, known))
     if pending:
         vectors = runtime.fold_in([indices for _, _, indices, _ in pending])
-        for (book, payload, indices, _), vector in zip(pending, vectors, strict=True):
-            sparse = weights.vector(indices) if weights is not None else None
+        sparse: list[Any] = [None] * len(pending)
+        if weights is not None:
+            sparse = weights.vectors([indices for _, _, indices, _ in pending])
+        for (book, payload, _, _), vector, pair in zip(pending, vectors, sparse, strict=True):
             result.points.append(
-                BookPoint(title=book.title, vector=vector, payload=payload, sparse=sparse)
+                BookPoint(title=book.title, vector=vector, payload=payload, sparse=pair)
             )
     return result
+
+
+class _LinkLookup(dict):
+    """Raw link -> (cleaned name or None, index in the bundle's links or -1), filled as links
+    are met: a corpus repeats its links, so each costs a dict lookup after the first.
+    Emptied past LIMIT entries, so memory stays bounded on any input."""
+
+    LIMIT = 1 << 20
+
+    def __init__(self, cleaning, link_index) -> None:
+        super().__init__()
+        self.cleaning, self.link_index = cleaning, link_index
+
+    def add(self, link: str) -> tuple[str | None, int]:
+        from bookvec.model.corpus.prepare import clean_link
+
+        if len(self) >= self.LIMIT:
+            self.clear()
+        name = clean_link(link, self.cleaning)
+        found = (name, self.link_index.get(name, -1) if name is not None else -1)
+        self[link] = found
+        return found
+
+
+_LINK_LOOKUPS: dict[tuple[str, str], _LinkLookup] = {}
+
+
+def _link_lookup(bundle) -> _LinkLookup:
+    key = (str(bundle.path), bundle.model_id)
+    if key not in _LINK_LOOKUPS:
+        _LINK_LOOKUPS.clear()  # one bundle at a time
+        _LINK_LOOKUPS[key] = _LinkLookup(bundle_cleaning(bundle), bundle.link_index)
+    return _LINK_LOOKUPS[key]
 
 
 def bundle_cleaning(bundle):

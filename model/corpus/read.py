@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from bookvec import inputs
 from bookvec.errors import DataNotFoundError, InputError
 from bookvec.model.corpus.payload import book_payload, split_authors
@@ -160,30 +162,69 @@ def _sniff(head: bytes) -> str:
     return "ndjson" if first in (b"[", b"{", b"") else "csv"
 
 
+# orjson reads a 64-bit integer or less as json does, a longer one as a float: a line that may
+# hold one (20 digits, and a float in what orjson read) goes through the json module, as does any
+# line orjson refuses (the json module's message, its NaN and lone surrogates, a BOM, Unicode
+# spaces).
+_STR = {str}
+_DIGITS = b"0123456789"
+
+
 def _json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
     for line, data in enumerate(stream, 1):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield line, _Bad(f"not UTF-8: invalid byte at column {exc.start + 1}")
-            continue
-        if line == 1:
-            text = text.lstrip("\ufeff")
-        text = text.strip()
-        if not text:
+        if not data.strip():
             continue
         try:
-            yield line, json.loads(text)
-        except RecursionError:
-            yield line, _Bad("JSON nested too deeply")
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            value = _has_float  # a marker: not read
+        # an integer past 64 bits has 20 digits or more: a line with fewer has none
+        if value is not _has_float and (
+            len(data) - len(data.translate(None, _DIGITS)) < 20 or not _has_float(value)
+        ):
+            yield line, value
             continue
-        except json.JSONDecodeError as exc:
-            reason = f"not JSON ({exc.msg} at column {exc.colno})"
-            if line == 1 and text in ("[", "{"):
-                reason += "; the file must hold one record per line (ndjson), not one JSON document"
-            yield line, _Bad(reason)
-        except ValueError as exc:  # an integer past Python's digit limit ("Exceeds the limit")
-            yield line, _Bad(f"a number with too many digits ({str(exc).split(';')[0]})")
+        yield from _json_line(line, data)
+
+
+def _has_float(value: Any) -> bool:
+    """Whether a decoded JSON value holds a float at any depth (lists of strings skipped in C)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            return True
+        if kind is dict:
+            item, kind = list(item.values()), list
+        if kind is list and not set(map(type, item)) <= _STR:
+            stack.extend(item)
+    return False
+
+
+def _json_line(line: int, data: bytes) -> Iterator[tuple[int, Any]]:
+    """One line through the json module: its value, or why it is not one (as a _Bad)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield line, _Bad(f"not UTF-8: invalid byte at column {exc.start + 1}")
+        return
+    if line == 1:
+        text = text.lstrip("\ufeff")
+    text = text.strip()
+    if not text:
+        return
+    try:
+        yield line, json.loads(text)
+    except RecursionError:
+        yield line, _Bad("JSON nested too deeply")
+    except json.JSONDecodeError as exc:
+        reason = f"not JSON ({exc.msg} at column {exc.colno})"
+        if line == 1 and text in ("[", "{"):
+            reason += "; the file must hold one record per line (ndjson), not one JSON document"
+        yield line, _Bad(reason)
+    except ValueError as exc:  # an integer past Python's digit limit ("Exceeds the limit")
+        yield line, _Bad(f"a number with too many digits ({str(exc).split(';')[0]})")
 
 
 def _table_rows(stream: BinaryIO, name: str, fmt: str) -> Iterator[tuple[int, Any]]:
