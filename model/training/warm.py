@@ -247,6 +247,8 @@ class WarmRun:
         rest, changed = float(config.warm_rest_lr), float(config.warm_changed_lr)
         parent_books = torch.as_tensor(np.asarray(rows["parent_books"]), device=device)
         parent_links = torch.as_tensor(np.asarray(rows["parent_links"]), device=device)
+        if changed == 0:  # changed books frozen: their pairs with old pages teach nothing
+            self.books = self.books & ~parent_books
         touches = self.books[train_pairs[:, 0]] | self.links[train_pairs[:, 1]]
         self.changed, self.rest = train_pairs[touches], train_pairs[~touches]
         self.sample = float(config.warm_rest_sample) if rest > 0 else 0.0
