@@ -254,7 +254,7 @@ def _start(data, n_books, n_links, config, device, resume_from, checkpoints, res
     if resume_from is not None:
         run["first_epoch"] = _load_resume(model, optimizer, resume_from, config, device)
         run["best"]["epoch"] = run["first_epoch"]
-        if resume_from.get("rows") is not None:  # a warm start's smaller steps
+        if resume_from.get("rows") is not None:  # a warm start's step: x warm_lr_scale
             run["embedding_lr"] = config.learning_rate * config.warm_lr_scale
             optimizer.lr = config.scale_learning_rate * config.warm_lr_scale
     run["start_epoch"] = run["first_epoch"]

@@ -17,6 +17,12 @@ its link names would not be the same pages):
 
 ``warm_start_state`` returns the state ``train(..., resume_from=...)`` takes, and what
 changed between the parent's corpus and this one (recorded in the new bundle's manifest).
+
+The schedule (the config's ``warm_*`` options; ``WarmRun`` applies it in ``train``): only the
+changed rows train, the rest stay frozen; their negatives are weighted to a cold epoch's; an
+anchor pulls every book (and old page) back towards its start after each epoch; early stopping
+watches the held-out pairs of new rows. Measured against fold-in and a cold retrain by
+``benchmarks/incremental.py`` (the README's "Keeping a model current").
 """
 
 from __future__ import annotations
