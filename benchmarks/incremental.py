@@ -3,6 +3,7 @@
     python benchmarks/incremental.py --corpus p15              # the real sample
     python benchmarks/incremental.py --corpus synthetic        # full shape (37k books)
     python benchmarks/incremental.py --corpus synthetic --books 3000 --repeats 3 --json
+    python benchmarks/incremental.py --corpus synthetic --warm previous:warm_lr_scale=0.5,...
 
 Protocol: 5% of the distinct (book, link) pairs of the whole corpus are held out (their raw
 links removed from the books' records) for every model. A model is trained (cold) on 90% of
@@ -11,7 +12,8 @@ the other 10% arrive, with the pages only they make common enough, three ways:
 
 (a) fold-in only: the 90% model folds the new books in (ONNX Runtime, ``fold_in_books``);
     pages it does not know are ignored;
-(b) warm start: ``train_bundle(..., warm_start=<the 90% model>)`` on 100%;
+(b) warm start: ``train_bundle(..., warm_start=<the 90% model>)`` on 100%, the default
+    schedule ("warm") and each ``--warm NAME:KEY=VALUE,...`` variant (``warm_*`` options);
 (c) cold retrain on 100% (the same config as the 90% model).
 
 For each: wall time (the pipeline call, export included; training seconds alone too), the
@@ -21,6 +23,8 @@ all books), for the old books the overlap of their top-10 neighbours (among old 
 the 90% model's and with the cold 100% model's, and the store points an incremental reindex
 from the 90% model's store would write (``diff_points``, tolerance 0.05; for fold-in: the
 upserted new books). With ``--repeats`` (b) and (c) alternate; medians and ranges reported.
+The held-out AUC is also split by the pairs' kind (new books; old books with an old page;
+old books with a new page).
 """
 
 from __future__ import annotations
@@ -130,7 +134,11 @@ def _moves(old, new) -> np.ndarray:
     return np.linalg.norm(a[i] - b[j], axis=1)
 
 
-def run(corpus: Path, seed: int, repeats: int, threads: int | None, warm_overrides: dict) -> dict:
+def run(
+    corpus: Path, seed: int, repeats: int, threads: int | None, variants: dict[str, dict]
+) -> dict:
+    """``variants``: name -> warm-start overrides (``warm_*`` options); "warm" is the default
+    schedule, each other one a warm start more, measured side by side with it."""
     from bookvec.indexer import open_store
     from bookvec.indexer.incremental import diff_points
     from bookvec.library.actions import bundle_points, fold_in_books
@@ -171,13 +179,14 @@ def run(corpus: Path, seed: int, repeats: int, threads: int | None, warm_overrid
     fold_seconds = time.perf_counter() - t
     folded_vec = {p.title: np.asarray(p.vector, dtype=np.float32) for p in folded.points}
 
-    runs: dict[str, list[dict]] = {"warm": [], "cold": []}
+    methods = [*variants, "cold"]
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
     bundles = {}
     for r in range(repeats):
-        for method in ("warm", "cold") if r % 2 == 0 else ("cold", "warm"):
+        for method in methods if r % 2 == 0 else methods[::-1]:
             t = time.perf_counter()
-            if method == "warm":
-                cfg = warm_config(old, seed=seed, threads=threads, **warm_overrides)
+            if method != "cold":
+                cfg = warm_config(old, seed=seed, threads=threads, **variants[method])
                 b = train_bundle(work / "full.ndjson", warm_start=old, config=cfg, **quiet)
             else:
                 b = train_bundle(work / "full.ndjson", config=config, **quiet)
@@ -215,7 +224,7 @@ def run(corpus: Path, seed: int, repeats: int, threads: int | None, warm_overrid
         store_points_written=len(folded.points),
         not_folded_in=len(folded.rejected),
     )
-    for method in ("warm", "cold"):
+    for method in methods:
         row = measure(method, bundles[method])
         walls = [x["wall_s"] for x in runs[method]]
         trains = [x["train_s"] for x in runs[method]]
@@ -225,7 +234,10 @@ def run(corpus: Path, seed: int, repeats: int, threads: int | None, warm_overrid
             train_s=round(float(np.median(trains)), 3),
             train_s_range=[round(min(trains), 3), round(max(trains), 3)],
             epochs=bundles[method].manifest.metrics["epochs_run"],
+            best_epoch=bundles[method].manifest.metrics["best_epoch"],
         )
+        if method != "cold":
+            row["schedule"] = bundles[method].manifest.warm_start["schedule"]
         with open_store(QdrantSettings(), path=store_dir, read_only=True) as store:
             changes = diff_points(store, bundle_points(bundles[method]))
         row["reindex"] = changes.counts()
@@ -243,7 +255,7 @@ def run(corpus: Path, seed: int, repeats: int, threads: int | None, warm_overrid
             changes.upserts, changes.deletes, model_version=bundles["warm"].model_id
         )
         results["warm"]["reindex_seconds"] = round(time.perf_counter() - t, 3)
-    warm, cold = results["warm"], results["cold"]
+    cold, folded_agreement = results["cold"], results["fold-in"]["new_genre_agreement@10"]
     return {
         "corpus": str(corpus),
         "books": len(titles),
@@ -255,21 +267,36 @@ def run(corpus: Path, seed: int, repeats: int, threads: int | None, warm_overrid
         "old_model_wall_s": round(old_seconds, 3),
         "full_index_seconds_90%": round(full_index_seconds, 3),
         "results": results,
-        "goals": {
-            "auc_gap_warm_vs_cold": round(cold["held_out_auc"] - warm["held_out_auc"], 4),
-            "train_time_ratio_warm_over_cold": round(warm["train_s"] / cold["train_s"], 3),
-            "wall_time_ratio_warm_over_cold": round(warm["wall_s"] / cold["wall_s"], 3),
-            "agreement_warm_minus_foldin": round(
-                warm["new_genre_agreement@10"] - results["fold-in"]["new_genre_agreement@10"], 4
-            ),
-            "agreement_cold_minus_warm": round(
-                cold["new_genre_agreement@10"] - warm["new_genre_agreement@10"], 4
-            ),
-            "old_overlap_warm": warm["old_top10_overlap_with_90%"],
-            "old_overlap_cold": cold["old_top10_overlap_with_90%"],
-        },
+        "goals": {name: _goals(results[name], cold, folded_agreement) for name in variants},
         "workdir": str(work),
     }
+
+
+def _goals(warm: dict, cold: dict, folded_agreement: float) -> dict:
+    return {
+        "auc_gap_warm_vs_cold": round(cold["held_out_auc"] - warm["held_out_auc"], 4),
+        "train_time_ratio_warm_over_cold": round(warm["train_s"] / cold["train_s"], 3),
+        "wall_time_ratio_warm_over_cold": round(warm["wall_s"] / cold["wall_s"], 3),
+        "agreement_warm_minus_foldin": round(warm["new_genre_agreement@10"] - folded_agreement, 4),
+        "agreement_cold_minus_warm": round(
+            cold["new_genre_agreement@10"] - warm["new_genre_agreement@10"], 4
+        ),
+        "old_overlap_warm": warm["old_top10_overlap_with_90%"],
+        "old_overlap_cold": cold["old_top10_overlap_with_90%"],
+    }
+
+
+def _variant(text: str) -> tuple[str, dict]:
+    """``NAME:KEY=VALUE,...`` (``warm_*`` options; values as JSON, else strings)."""
+    name, _, rest = text.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return name, options
 
 
 def _table(result: dict) -> str:
@@ -294,8 +321,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--warm-lr", type=float, default=None, help="override the schedule")
-    parser.add_argument("--warm-epochs", type=int, default=None, help="override the schedule")
+    parser.add_argument(
+        "--warm",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="another warm start beside the default one, e.g. "
+        "'old:warm_rest_lr=1,warm_changed_lr=1,warm_anchor=0' (repeatable)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -310,8 +343,8 @@ def main() -> None:
             synthesize(corpus, n_books=n, seed=args.seed)
     else:
         corpus = Path(args.corpus)
-    overrides = {"learning_rate": args.warm_lr, "max_epochs": args.warm_epochs}
-    result = run(corpus, args.seed, args.repeats, args.threads, overrides)
+    variants = {"warm": {}, **dict(_variant(v) for v in args.warm)}
+    result = run(corpus, args.seed, args.repeats, args.threads, variants)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -58,7 +58,8 @@ def train(
         False,
         "--warm-start",
         help="Start from a trained model (--model, default: the current one): known books and "
-        "pages keep their rows, new ones start near them; fewer epochs at a smaller step.",
+        "pages keep their rows, new ones start near them; only new books, new pages and "
+        "books whose links changed train (anchored), the others stay where they were.",
     ),
     include_upserted: bool = typer.Option(
         False,

@@ -67,12 +67,14 @@ from typing import Any
 from bookvec.errors import ConfigError
 
 OBJECTIVES = ("classification", "regression")
+WARM_STOP_ON = ("all", "new")
 DEVICES = ("auto", "cpu", "cuda")
 
 _INT_RANGES = {
     "embedding_dim": (1, 4096),
     "negative_ratio": (1, 100),
     "max_epochs": (1, 10_000),
+    "warm_max_epochs": (1, 10_000),
     "seed": (0, 2**63 - 1),
 }
 _OPTIONAL_INT_RANGES = {  # None = chosen by corpus size (see ``resolved``)
@@ -128,6 +130,16 @@ class TrainConfig:
     device: str = "auto"  # "auto": CUDA when available, else CPU
     compile: bool = False  # torch.compile the training step
     threads: int | None = None  # torch.set_num_threads for the run; None = torch's default
+    # A warm start's schedule (``bookvec.model.training.warm``; ignored by a cold run). The
+    # rows it trains ("changed"): new books, books whose links changed, new pages.
+    warm_lr_scale: float = 1.0  # the tables' step and Dense(1)'s Adam lr x this
+    warm_max_epochs: int = 8
+    warm_changed_lr: float = 0.2  # the step of a changed book the parent has x this
+    warm_rest_lr: float = 0.0  # the step of the other rows x this (0: frozen)
+    warm_rest_sample: float = 1.0  # share of the other positives trained each epoch
+    warm_negative_weight: bool = True  # negatives x (pairs / the epoch's positives)
+    warm_anchor: float = 0.5  # after each epoch a parent row's drift from it x (1 - this)
+    warm_stop_on: str = "new"  # early stopping's AUC: "all" held-out pairs, or "new" ones
 
     def __post_init__(self) -> None:
         def fail(name: str, rule: str) -> None:
@@ -150,6 +162,15 @@ class TrainConfig:
         for name in ("learning_rate", "scale_learning_rate"):
             if not (_is_num(getattr(self, name)) and 0 < getattr(self, name) <= 10):
                 fail(name, "a number in (0, 10]")
+        if not (_is_num(self.warm_lr_scale) and 0 < self.warm_lr_scale <= 10):
+            fail("warm_lr_scale", "a number in (0, 10]")
+        for name in ("warm_changed_lr", "warm_rest_lr", "warm_rest_sample"):
+            if not (_is_num(getattr(self, name)) and 0 <= getattr(self, name) <= 1):
+                fail(name, "a number in [0, 1]")
+        if not (_is_num(self.warm_anchor) and 0 <= self.warm_anchor < 1):
+            fail("warm_anchor", "a number in [0, 1)")
+        if self.warm_stop_on not in WARM_STOP_ON:
+            fail("warm_stop_on", f"one of {', '.join(WARM_STOP_ON)}")
         if not (_is_num(self.lr_decay) and 0 < self.lr_decay <= 1):
             fail("lr_decay", "a number in (0, 1]")
         if not (_is_num(self.min_delta) and 0 <= self.min_delta < 1):
@@ -160,6 +181,8 @@ class TrainConfig:
             fail("objective", f"one of {', '.join(OBJECTIVES)}")
         if self.device not in DEVICES:
             fail("device", f"one of {', '.join(DEVICES)}")
+        if not isinstance(self.warm_negative_weight, bool):
+            fail("warm_negative_weight", "true or false")
         if not isinstance(self.compile, bool):
             fail("compile", "true or false")
 

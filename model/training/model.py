@@ -246,10 +246,13 @@ def sgd_step(
     lr: float,
     max_logit_scale: float | None,
     gradients: Callable = pair_gradients,
+    row_lr: tuple[torch.Tensor, torch.Tensor, float] | None = None,
 ) -> torch.Tensor:
     """One step on a batch (the first ``n_pos`` pairs positive): SGD with step ``lr`` on the
     rows of the summed loss's gradient (a row used twice gets both), Adam on Dense(1)'s
-    scale and bias, the scale then capped. Returns the summed loss (a tensor: no sync)."""
+    scale and bias, the scale then capped. ``row_lr``: per-row multipliers of the step
+    (books, links; a warm start's: 0 freezes a row) and one more for the negatives' rows.
+    Returns the summed loss (a tensor: no sync)."""
     book_table, link_table = model.book.weight, model.link.weight
     classification = model.objective == "classification"
     loss, d_book, d_link, _, d_scale, d_bias = gradients(
@@ -261,6 +264,13 @@ def sgd_step(
         classification,
         -lr,  # the rows' gradients come scaled by -lr (index_add_'s alpha takes a slow path)
     )
+    if row_lr is not None:
+        book_lr, link_lr = row_lr[0][books], row_lr[1][links]
+        if row_lr[2] != 1:  # the negatives' weight
+            book_lr[n_pos:] *= row_lr[2]
+            link_lr[n_pos:] *= row_lr[2]
+        d_book.mul_(book_lr[:, None])
+        d_link.mul_(link_lr[:, None])
     book_table.index_add_(0, books, d_book)
     link_table.index_add_(0, links, d_link)
     if classification:

@@ -279,14 +279,12 @@ def train_bundle(
 
 def warm_config(parent: Bundle, **overrides: Any) -> TrainConfig:
     """The config of a warm start from ``parent``: the options it was trained with (its
-    requested ones, so that batch size and patience are chosen anew for the new corpus) on the
-    warm schedule (``bookvec.model.training.train.warm_schedule``), then ``overrides`` (None
-    ignored)."""
+    requested ones, so that batch size and patience are chosen anew for the new corpus; the
+    warm schedule is the ``warm_*`` options, ``bookvec.model.training.warm``), then
+    ``overrides`` (None ignored)."""
     from dataclasses import replace
 
-    from bookvec.model.training.train import warm_schedule
-
-    config = warm_schedule(parent.manifest.train_config(requested=True))
+    config = parent.manifest.train_config(requested=True)
     changes = {k: v for k, v in overrides.items() if v is not None}
     return replace(config, **changes) if changes else config
 

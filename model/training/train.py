@@ -21,7 +21,6 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +172,11 @@ def _fit(
     observed, train_pairs = observed.to(device), train_pairs.to(device)
     if val is not None:
         val = tuple(t.to(device) for t in val)
+    warm = None  # a warm start's rows (``bookvec.model.training.warm``): which it trains
+    if resume_from is not None and resume_from.get("rows") is not None:
+        from bookvec.model.training.warm import WarmRun
+
+        warm = WarmRun(resume_from["rows"], config, model, train_pairs, val)
     gradients = torch.compile(pair_gradients, dynamic=True) if config.compile else pair_gradients
     link_counts = torch.bincount(train_pairs[:, 1], minlength=n_links)
     link_cdf = link_sampling_cdf(link_counts, config.negative_power, device)
@@ -183,7 +187,8 @@ def _fit(
     assert bsz is not None and config.patience is not None  # resolved above
     steps_per_draw = max(1, NEGATIVES_PER_DRAW // (bsz * ratio))
     cap = config.max_logit_scale if config.objective == "classification" else None
-    last_epoch = run["first_epoch"] + config.max_epochs
+    epochs = config.max_epochs if warm is None else min(config.max_epochs, config.warm_max_epochs)
+    last_epoch = run["first_epoch"] + epochs
     bar = ProgressBar(progress, last_epoch, math.ceil(n_train / bsz))
     try:
         for epoch in range(run["start_epoch"] + 1, last_epoch + 1):
@@ -193,7 +198,7 @@ def _fit(
             seed = (config.seed * 1_000_003 + epoch) % 2**63
             gen = torch.Generator(device=device).manual_seed(seed)
             draws = _epoch_draws(
-                train_pairs,
+                train_pairs if warm is None else warm.epoch_pairs(gen),
                 bsz * steps_per_draw,
                 ratio,
                 n_books,
@@ -203,18 +208,23 @@ def _fit(
                 sampler,
             )
             bar.start_epoch(epoch)
-            total = _epoch(
-                model, optimizer, draws, bsz, ratio, run["embedding_lr"], cap, gradients, bar
-            )
-            n_samples = n_train * (1 + ratio)
+            row_lr = None if warm is None else warm.row_lr
+            lr = run["embedding_lr"]
+            total = _epoch(model, optimizer, draws, bsz, ratio, lr, cap, gradients, bar, row_lr)
+            n_samples = (n_train if warm is None else warm.n_epoch_pairs) * (1 + ratio)
             row = {"epoch": epoch, "loss": (total / n_samples).item(), "val_auc": None}
+            if warm is not None:
+                warm.after_epoch(model)
             if val is not None:
                 row["val_auc"] = evaluate(model, val)
+                if warm is not None:
+                    row["val_auc_new"] = warm.new_auc(model)
             seconds = time.perf_counter() - t0
             row.update(seconds=round(seconds, 4), samples_per_s=round(n_samples / seconds))
             run["history"].append(row)
             bar.end_epoch(row)
-            improved = _early_stopping(run, row, config, model, optimizer, val is not None)
+            key = "val_auc" if warm is None or config.warm_stop_on == "all" else "val_auc_new"
+            improved = _early_stopping(run, row, config, model, optimizer, val is not None, key)
             if checkpoints is not None:
                 checkpoints.save(_checkpoint(run, epoch, model, optimizer), is_best=improved)
             if on_epoch is not None:
@@ -244,6 +254,9 @@ def _start(data, n_books, n_links, config, device, resume_from, checkpoints, res
     if resume_from is not None:
         run["first_epoch"] = _load_resume(model, optimizer, resume_from, config, device)
         run["best"]["epoch"] = run["first_epoch"]
+        if resume_from.get("rows") is not None:  # a warm start's step: x warm_lr_scale
+            run["embedding_lr"] = config.learning_rate * config.warm_lr_scale
+            optimizer.lr = config.scale_learning_rate * config.warm_lr_scale
     run["start_epoch"] = run["first_epoch"]
     if checkpoints is not None:
         loaded = checkpoints.load(run["fingerprint"], model, optimizer, device) if resume else None
@@ -257,7 +270,7 @@ def _start(data, n_books, n_links, config, device, resume_from, checkpoints, res
     return model, optimizer, run
 
 
-def _epoch(model, optimizer, draws, bsz, ratio, lr, cap, gradients, bar) -> torch.Tensor:
+def _epoch(model, optimizer, draws, bsz, ratio, lr, cap, gradients, bar, row_lr) -> torch.Tensor:
     """One pass over an epoch's draws in batches of ``bsz`` positives and their negatives;
     returns the summed loss (a tensor: no sync per step)."""
     total = torch.zeros((), dtype=torch.float64, device=model.book.weight.device)
@@ -267,17 +280,18 @@ def _epoch(model, optimizer, draws, bsz, ratio, lr, cap, gradients, bar) -> torc
             negatives = slice(i * ratio, (i + n_pos) * ratio)
             books = torch.cat([pos[i : i + n_pos, 0], neg_books[negatives]])
             links = torch.cat([pos[i : i + n_pos, 1], neg_links[negatives]])
-            loss = sgd_step(model, optimizer, books, links, n_pos, lr, cap, gradients)
+            loss = sgd_step(model, optimizer, books, links, n_pos, lr, cap, gradients, row_lr)
             total += loss
             bar.advance(loss / books.numel())
     return total
 
 
-def _early_stopping(run, row, config, model, optimizer, validating: bool) -> bool:
-    """Keep the best epoch, stop after ``patience`` epochs without a better AUC (without
-    validation: keep the last), reduce the learning rates on a plateau. True if improved."""
+def _early_stopping(run, row, config, model, optimizer, validating: bool, key: str) -> bool:
+    """Keep the best epoch, stop after ``patience`` epochs without a better AUC (``row[key]``;
+    without validation: keep the last), reduce the learning rates on a plateau. True if
+    improved."""
     best = run["best"]
-    score = row["val_auc"] if validating else row["epoch"]
+    score = row[key] if validating else row["epoch"]
     improved = score > best["auc"] + (config.min_delta if validating else 0)
     if improved:
         best.update(auc=score, epoch=row["epoch"], state=_snapshot(model, optimizer))
@@ -351,23 +365,3 @@ def evaluate(model: BookLinkModel, val: tuple[torch.Tensor, ...]) -> float:
     """AUC of the model's scores on a ``holdout`` validation set."""
     pos_b, pos_l, neg_b, neg_l = val
     return auc(model(pos_b, pos_l), model(neg_b, neg_l))
-
-
-# ---------------------------------------------------------------------------------------------
-# Warm start: the schedule of a run that starts from a trained model's tables
-
-
-WARM_LR_SCALE = 0.5  # the tables' SGD step, and Adam's for Dense(1), x this
-WARM_MAX_EPOCHS = 4
-
-
-def warm_schedule(config: TrainConfig) -> TrainConfig:
-    """``config`` for a warm start (``bookvec.model.training.warm``): most rows have converged, so
-    a smaller step and fewer epochs; the loss, sampler and early stopping are the same.
-    Measured in ``benchmarks/incremental.py`` (the README's "Keeping a model current")."""
-    return replace(
-        config,
-        learning_rate=config.learning_rate * WARM_LR_SCALE,
-        scale_learning_rate=config.scale_learning_rate * WARM_LR_SCALE,
-        max_epochs=min(config.max_epochs, WARM_MAX_EPOCHS),
-    )

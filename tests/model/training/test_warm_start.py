@@ -166,3 +166,18 @@ def test_cli_warm_start_then_incremental_index(mutable_home, small_corpus, tmp_p
     assert result.exit_code == 0, result.output
     hits = {hit["title"] for hit in json.loads(result.stdout)}
     assert len(hits) == 50 and not set(dropped) & hits
+
+
+def test_unchanged_rows_stay_as_the_parent_had_them(blocks):
+    """The default schedule trains only new and changed rows: the old blocks' books (none
+    changed) and pages keep their parent rows bit for bit; the bundle records the schedule."""
+    parent, warm = blocks["parent"], blocks["warm"]
+    books = [np.load(b.file("book_embeddings_raw.npy")) for b in (parent, warm)]
+    links = [np.load(b.file("link_embeddings_raw.npy")) for b in (parent, warm)]
+    for title, row in parent.book_index.items():
+        assert np.array_equal(books[1][warm.book_index[title]], books[0][row])
+    for name, row in parent.link_index.items():
+        assert np.array_equal(links[1][warm.link_index[name]], links[0][row])
+    schedule = warm.manifest.warm_start["schedule"]
+    assert schedule["warm_rest_lr"] == 0 and schedule["warm_stop_on"] == "new"
+    assert "val_auc_new" in warm.manifest.history[0]
