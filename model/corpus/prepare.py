@@ -324,8 +324,9 @@ class _Chunk:
 
     books: pa.Table
     raw: pl.Series  # the chunk's distinct raw links (original case)
-    book: np.ndarray  # int32 (occurrences,): global book index, in file order
-    code: np.ndarray  # int32 (occurrences,): index into ``raw``
+    code: np.ndarray  # int32 (occurrences,): index into ``raw``, in file order
+    first: int  # the global index of the chunk's first book
+    sizes: np.ndarray  # int32 (books,): occurrences of each book
 
     @classmethod
     def encode(cls, batch: list[RawBook], first: int) -> _Chunk:
@@ -340,13 +341,18 @@ class _Chunk:
             .to_numpy()
             .astype(np.int32)
         )
-        book = np.repeat(np.arange(first, first + len(batch), dtype=np.int32), sizes)
-        return cls(_payload_table(batch), distinct.get_column("raw"), book, codes)
+        table = _payload_table(batch)
+        return cls(table, distinct.get_column("raw"), codes, first, sizes.astype(np.int32))
+
+    def book(self) -> np.ndarray:
+        """int32 (occurrences,): the global book index of each occurrence."""
+        books = np.arange(self.first, self.first + len(self.sizes), dtype=np.int32)
+        return np.repeat(books, self.sizes)
 
     def raw_counts(self) -> pl.DataFrame:
         """Each distinct raw link of the chunk and the number of its books that link to it."""
         n = max(len(self.raw), 1)
-        local = self.book.astype(np.int64) - (int(self.book[0]) if len(self.book) else 0)
+        local = np.repeat(np.arange(len(self.sizes), dtype=np.int64), self.sizes)
         per_book = np.unique(local * n + self.code)  # each (book, raw link) once
         counts = np.bincount(per_book % n, minlength=len(self.raw))
         return pl.DataFrame({"raw": self.raw, "n": pl.Series(counts, dtype=pl.UInt32)})
@@ -362,7 +368,7 @@ class _Chunk:
             .astype(np.int32)
         )[self.code]
         kept = link >= 0
-        pairs = np.stack([self.book[kept], link[kept]], axis=1)
+        pairs = np.stack([self.book()[kept], link[kept]], axis=1)
         if not keep_duplicates and len(pairs):
             keys = pairs[:, 0].astype(np.int64) * n_links + pairs[:, 1]
             pairs = pairs[np.sort(np.unique(keys, return_index=True)[1])]
@@ -370,7 +376,7 @@ class _Chunk:
 
     def release(self) -> None:
         self.raw = pl.Series("raw", [], dtype=pl.String)
-        self.book = self.code = np.zeros(0, dtype=np.int32)
+        self.sizes = self.code = np.zeros(0, dtype=np.int32)
 
 
 _BOOK_SCHEMA = {
