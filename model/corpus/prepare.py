@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from itertools import chain
 from pathlib import Path
@@ -212,22 +212,36 @@ def _with_extra(source_sha256: str, extra: Sequence[RawBook]) -> str:
     return digest.hexdigest()
 
 
+PREPARE_CHUNK = 50_000  # books read, encoded and counted at a time
+
+
 def prepare_books(
     records: Iterable[RawBook], cleaning: CleaningConfig = CleaningConfig(), source_sha256: str = ""
 ) -> PreparedCorpus:
-    """``prepare`` on records already read."""
-    books = [
-        b for b in records if not (cleaning.drop_wikipedia_pages and is_wikipedia_page(b.title))
-    ]
-    if not books:
+    """``prepare`` on records already read.
+
+    One pass over ``records``, ``PREPARE_CHUNK`` books at a time: no record is kept; each
+    chunk leaves its books' payload columns (Arrow), its distinct raw links (polars) and its
+    occurrences as two int32 arrays (book, code into the chunk's distinct links). Counting,
+    cleaning and the pairs then run on those, in the order the whole-list version had."""
+    chunks: list[_Chunk] = []
+    counts: list[pl.DataFrame] = []  # raw, n: the per-book distinct raw links of some chunks
+    n_books = 0
+    for batch in _batches(records, cleaning):
+        chunk = _Chunk.encode(batch, n_books)
+        chunks.append(chunk)
+        n_books += len(batch)
+        counts.append(chunk.raw_counts())
+        if len(counts) >= 8:  # keep the distinct raw links' counts compact
+            counts = [_sum_counts(counts)]
+    if not n_books:
         raise InputError("the corpus holds no books", hint="is it the right file?")
 
     # Counts: each book's links de-duplicated in original case; each distinct raw link is
-    # cleaned once (in Python, as at upsert time); the joins and counting run in polars.
-    per_book_sets = chain.from_iterable(set(book.links) for book in books)
-    raw_counts = pl.Series("raw", list(per_book_sets), dtype=pl.String).value_counts(name="n")
-    cleaned = [clean_link(raw, cleaning) for raw in raw_counts.get_column("raw").to_list()]
-    raw_counts = raw_counts.with_columns(name=pl.Series(cleaned, dtype=pl.String))
+    # cleaned once (``clean_links``, as ``clean_link`` at upsert time).
+    raw_counts = _sum_counts(counts)
+    del counts
+    raw_counts = raw_counts.with_columns(name=clean_links(raw_counts.get_column("raw"), cleaning))
     links = (
         raw_counts.drop_nulls("name")
         .group_by("name")
@@ -245,25 +259,124 @@ def prepare_books(
 
     # Pairs: every link in file order, duplicates kept, when its cleaned form is kept.
     link_of_raw = raw_counts.join(links, on="name").select("raw", link="index")
-    sizes = np.fromiter(map(len, (b.links for b in books)), dtype=np.int64, count=len(books))
-    occurrences = pl.DataFrame(
-        {
-            "book": np.repeat(np.arange(len(books), dtype=np.int32), sizes),
-            "raw": pl.Series(list(chain.from_iterable(b.links for b in books)), dtype=pl.String),
-        }
-    )
-    found = occurrences.join(link_of_raw, on="raw", maintain_order="left").select("book", "link")
-    if not cleaning.keep_duplicate_pairs:
-        found = found.unique(maintain_order=True)
-    pairs = found.to_numpy().astype(np.int32, copy=False).reshape(-1, 2)
-    per_book = np.bincount(pairs[:, 0], minlength=len(books))
+    del raw_counts
+    parts, tables = [], []
+    for chunk in chunks:
+        parts.append(chunk.pairs(link_of_raw, links.height, cleaning.keep_duplicate_pairs))
+        tables.append(chunk.books)
+        chunk.release()
+    del chunks, link_of_raw
+    pairs = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int32)
+    del parts
+    per_book = np.bincount(pairs[:, 0], minlength=n_books)
     return PreparedCorpus(
-        _books_frame(books, per_book),
+        _books_frame(tables, per_book),
         links.select("index", "name", "count"),
         pairs,
         cleaning,
         source_sha256=source_sha256,
     )
+
+
+def clean_links(raw: pl.Series, cleaning: CleaningConfig) -> pl.Series:
+    """``clean_link`` of every raw link (None where dropped), vectorised for printable ASCII
+    (where polars' lowercase and whitespace agree with Python's); the rest in Python."""
+    plain = raw.str.contains(r"^[\x20-\x7E]*$")
+    frame = pl.DataFrame({"raw": raw, "plain": plain})
+    name = pl.col("raw")
+    if cleaning.strip_anchors:
+        name = name.str.split_exact("#", 1).struct.field("field_0").str.strip_chars_end(" ")
+        name = pl.when(name == "").then(None).otherwise(name)
+    if cleaning.lowercase:
+        name = name.str.to_lowercase()
+    name = pl.when(name.is_in(list(cleaning.remove))).then(None).otherwise(name)
+    cleaned = frame.select(pl.when(pl.col("plain")).then(name).otherwise(None).alias("name"))
+    out = cleaned.get_column("name")
+    others = np.flatnonzero(~plain.to_numpy())
+    if others.size:
+        fixed = [clean_link(r, cleaning) for r in raw.gather(others).to_list()]
+        out = out.scatter(others, pl.Series(fixed, dtype=pl.String))
+    return out.rename("name")
+
+
+def _batches(records: Iterable[RawBook], cleaning: CleaningConfig) -> Iterator[list[RawBook]]:
+    batch: list[RawBook] = []
+    for book in records:
+        if cleaning.drop_wikipedia_pages and is_wikipedia_page(book.title):
+            continue
+        batch.append(book)
+        if len(batch) >= PREPARE_CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _sum_counts(counts: list[pl.DataFrame]) -> pl.DataFrame:
+    if len(counts) == 1:
+        return counts[0]
+    return pl.concat(counts).group_by("raw").agg(pl.col("n").sum())
+
+
+@dataclass
+class _Chunk:
+    """A chunk of books as columns: payloads (Arrow), distinct raw links, occurrences."""
+
+    books: pa.Table
+    raw: pl.Series  # the chunk's distinct raw links (original case)
+    code: np.ndarray  # int32 (occurrences,): index into ``raw``, in file order
+    first: int  # the global index of the chunk's first book
+    sizes: np.ndarray  # int32 (books,): occurrences of each book
+
+    @classmethod
+    def encode(cls, batch: list[RawBook], first: int) -> _Chunk:
+        sizes = np.fromiter(map(len, (b.links for b in batch)), dtype=np.int64, count=len(batch))
+        occurrences = pl.Series("raw", list(chain.from_iterable(b.links for b in batch)))
+        occurrences = occurrences.cast(pl.String)
+        distinct = occurrences.unique().to_frame().with_row_index("code")
+        codes = (
+            occurrences.to_frame()
+            .join(distinct, on="raw", how="left", maintain_order="left")
+            .get_column("code")
+            .to_numpy()
+            .astype(np.int32)
+        )
+        table = _payload_table(batch)
+        return cls(table, distinct.get_column("raw"), codes, first, sizes.astype(np.int32))
+
+    def book(self) -> np.ndarray:
+        """int32 (occurrences,): the global book index of each occurrence."""
+        books = np.arange(self.first, self.first + len(self.sizes), dtype=np.int32)
+        return np.repeat(books, self.sizes)
+
+    def raw_counts(self) -> pl.DataFrame:
+        """Each distinct raw link of the chunk and the number of its books that link to it."""
+        n = max(len(self.raw), 1)
+        local = np.repeat(np.arange(len(self.sizes), dtype=np.int64), self.sizes)
+        per_book = np.unique(local * n + self.code)  # each (book, raw link) once
+        counts = np.bincount(per_book % n, minlength=len(self.raw))
+        return pl.DataFrame({"raw": self.raw, "n": pl.Series(counts, dtype=pl.UInt32)})
+
+    def pairs(self, link_of_raw: pl.DataFrame, n_links: int, keep_duplicates: bool) -> np.ndarray:
+        """The chunk's (book, link) pairs in file order (int32 (P, 2))."""
+        link = (
+            self.raw.to_frame()
+            .join(link_of_raw, on="raw", how="left", maintain_order="left")
+            .get_column("link")
+            .fill_null(-1)
+            .to_numpy()
+            .astype(np.int32)
+        )[self.code]
+        kept = link >= 0
+        pairs = np.stack([self.book()[kept], link[kept]], axis=1)
+        if not keep_duplicates and len(pairs):
+            keys = pairs[:, 0].astype(np.int64) * n_links + pairs[:, 1]
+            pairs = pairs[np.sort(np.unique(keys, return_index=True)[1])]
+        return pairs
+
+    def release(self) -> None:
+        self.raw = pl.Series("raw", [], dtype=pl.String)
+        self.sizes = self.code = np.zeros(0, dtype=np.int32)
 
 
 _BOOK_SCHEMA = {
@@ -287,14 +400,21 @@ _ARROW_TYPES = {
 }
 
 
-def _books_frame(books: list[RawBook], per_book: np.ndarray) -> pl.DataFrame:
+def _payload_table(books: list[RawBook]) -> pa.Table:
     payloads = [book_payload(book) for book in books]
-    columns = {
-        key: pa.array([p[key] for p in payloads], type=_ARROW_TYPES.get(key, pa.string()))
-        for key in _BOOK_SCHEMA
-        if key in payloads[0]
-    }  # through Arrow: polars builds list columns from Python lists slowly
-    columns["index"] = pa.array(np.arange(len(books), dtype=np.int32))
+    return pa.table(
+        {
+            key: pa.array([p.get(key) for p in payloads], type=_ARROW_TYPES.get(key, pa.string()))
+            for key in _BOOK_SCHEMA
+            if key not in ("index", "n_links")
+        }
+    )  # through Arrow: polars builds list columns from Python lists slowly
+
+
+def _books_frame(tables: list[pa.Table], per_book: np.ndarray) -> pl.DataFrame:
+    table = pa.concat_tables(tables)
+    columns = {key: table.column(key) for key in table.column_names}
+    columns["index"] = pa.array(np.arange(len(per_book), dtype=np.int32))
     columns["n_links"] = pa.array(per_book.astype(np.int32))
     frame = pl.from_arrow(pa.table({key: columns[key] for key in _BOOK_SCHEMA}))
     return frame.cast(_BOOK_SCHEMA)  # type: ignore[return-value]

@@ -24,11 +24,12 @@ What is planted:
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -44,11 +45,11 @@ from bookvec.model.corpus.synth_words import (
     _date,
     _genre_strings,
     _name,
-    _spell,
+    _Spelling,
     _title,
     _word,
 )
-from bookvec.outfiles import write_atomic
+from bookvec.outfiles import output_file
 
 # Calibration to the full corpus's figures after the default cleaning (see module docstring).
 TOPICAL_PER_BOOK = 13.3  # mean draws from the genre pools
@@ -66,6 +67,7 @@ RARE_POOL_PER_BOOK = 14.0
 DUPLICATE_RATE = 0.12  # occurrences repeated within the same book
 FULL_BOOKS = 37020
 FULL_WIKIPEDIA_PAGES = 20
+WRITE_CHUNK = 20_000  # books built and written at a time
 
 
 @dataclass
@@ -123,7 +125,7 @@ class _Links:
         return self.add_names([_name(i) for i in range(start, start + count)])
 
     def occur(self, books: np.ndarray, ids: np.ndarray, block: int) -> None:
-        self.parts.append((books.astype(np.int64), ids.astype(np.int64), block))
+        self.parts.append((books.astype(np.int32), ids.astype(np.int32), block))
 
 
 def synthesize(
@@ -253,19 +255,24 @@ def synthesize(
     # All occurrences, with duplicates, case variants and anchors; ordered per book.
     occ_book = np.concatenate([p[0] for p in links.parts])
     occ_link = np.concatenate([p[1] for p in links.parts])
-    occ_block = np.concatenate([np.full(len(p[0]), p[2]) for p in links.parts])
+    occ_block = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int8) for p in links.parts])
+    links.parts.clear()
     dup = np.flatnonzero((occ_block == 1) & (rng.random(len(occ_book)) < DUPLICATE_RATE))
     occ_book = np.concatenate([occ_book, occ_book[dup]])
     occ_link = np.concatenate([occ_link, occ_link[dup]])
     occ_block = np.concatenate([occ_block, occ_block[dup]])
+    del dup
     order = np.lexsort((rng.random(len(occ_book)), occ_block, occ_book))
     occ_book, occ_link, occ_block = occ_book[order], occ_link[order], occ_block[order]
+    del order
     is_genre_page = (occ_link >= genre_page) & (occ_link < genre_page + n_genres)
-    occ_names = _spell(rng, links.names, occ_link, is_genre_page, occ_block == 1)
+    spelling = _Spelling(rng, is_genre_page, occ_block == 1)
+    del is_genre_page, occ_block
     bounds = np.searchsorted(occ_book, np.arange(n + 1))
+    n_occurrences = len(occ_book)
+    del occ_book
 
-    # Records.
-    records = []
+    # Records, written a chunk of books at a time (memory flat in n_books).
     titles = [_title(i, rng_value) for i, rng_value in enumerate(rng.random(n).tolist())]
     genre_strings = _genre_strings(rng, genre, second)
     coauthor = rng.random(n)
@@ -275,7 +282,8 @@ def synthesize(
     timestamp = rng.integers(1_262_304_000, 1_535_760_000, n)  # 2010-01-01 .. 2018-09-01
     length = np.maximum(200, rng.lognormal(8.3, 0.9, n)).astype(np.int64)
     n_external = rng.poisson(3 * length_factor)
-    for i in range(n):
+
+    def record(i: int, names: list[str]) -> list:
         box = {"name": titles[i]}
         writer = author_names[author[i]]
         if coauthor[i] < 0.04:
@@ -297,26 +305,44 @@ def synthesize(
             for k in range(int(n_external[i]))
         ]
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(timestamp[i])))
-        records.append(
-            [titles[i], box, occ_names[bounds[i] : bounds[i + 1]], external, stamp, int(length[i])]
-        )
+        return [titles[i], box, names, external, stamp, int(length[i])]
 
+    # ``Wikipedia:`` pages: page k goes before book ``at[k]``; pages before the same book in
+    # descending k (the order repeated inserts into the list of books gave).
     n_wiki = n_wikipedia_pages
     if n_wiki is None:
         n_wiki = max(1, round(FULL_WIKIPEDIA_PAGES * n / FULL_BOOKS))
-    for k, at in enumerate(np.sort(rng.integers(0, len(records) + 1, n_wiki))[::-1].tolist()):
-        title = f"Wikipedia:WikiProject Books/{_name(k + 999_000)}"
-        page = [
-            title,
-            {},
-            ["Wikipedia:WikiProject Books", "Novel", _name(k + 998_000)],
-            [],
-            "2018-01-01T00:00:00Z",
-            500,
-        ]
-        records.insert(at, page)
+    wiki_before: dict[int, list[int]] = {}
+    for k, at in enumerate(np.sort(rng.integers(0, n + 1, n_wiki))[::-1].tolist()):
+        wiki_before.setdefault(at, []).insert(0, k)
 
-    _write_lines(path, records)
+    def wiki_pages(at: int) -> list[list]:
+        return [
+            [
+                f"Wikipedia:WikiProject Books/{_name(k + 999_000)}",
+                {},
+                ["Wikipedia:WikiProject Books", "Novel", _name(k + 998_000)],
+                [],
+                "2018-01-01T00:00:00Z",
+                500,
+            ]
+            for k in wiki_before.get(at, ())
+        ]
+
+    def chunks() -> Iterator[list[list]]:
+        for lo in range(0, n, WRITE_CHUNK):
+            hi = min(n, lo + WRITE_CHUNK)
+            names = spelling.spell(links.names, occ_link, int(bounds[lo]), int(bounds[hi]))
+            base = int(bounds[lo])
+            out: list[list] = []
+            for i in range(lo, hi):
+                out.extend(wiki_pages(i))
+                out.append(record(i, names[bounds[i] - base : bounds[i + 1] - base]))
+            if hi == n:
+                out.extend(wiki_pages(n))
+            yield out
+
+    _write_lines(path, chunks())
     truth_path = path.with_name(path.name + ".truth.parquet")
     pl.DataFrame(
         {
@@ -330,8 +356,8 @@ def synthesize(
         path=path,
         truth_path=truth_path,
         n_books=n,
-        n_records=len(records),
-        n_link_occurrences=len(occ_names),
+        n_records=n + n_wiki,
+        n_link_occurrences=n_occurrences,
         genres=tuple(g for g, _, _ in GENRES),
         genre_index=genre,
         second_genre_index=second,
@@ -363,14 +389,15 @@ def _plant(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np
     return genre, second, author
 
 
-def _write_lines(path: Path, records: list[list]) -> None:
+def _write_lines(path: Path, chunks: Iterable[list[list]]) -> None:
     """One ``json.dumps`` line per record (the real corpus's exact style), gzip for ``.gz``
-    with a fixed header (no time stamp, no name) so that the bytes depend on the seed only."""
+    with a fixed header (no time stamp, no name) so that the bytes depend on the seed only.
+    Written beside ``path`` a chunk at a time, then renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = "".join(json.dumps(r) + "\n" for r in records).encode("ascii")
-    if path.name.endswith(".gz"):
-        buffer = io.BytesIO()
-        with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=4) as gz:
-            gz.write(data)
-        data = buffer.getvalue()
-    write_atomic(path, data, durable=False)
+    with output_file(path, what="synthetic corpus") as tmp, open(tmp, "wb") as raw:
+        out: BinaryIO = raw
+        if path.name.endswith(".gz"):
+            out = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=4)  # type: ignore[assignment]
+        with out:
+            for records in chunks:
+                out.write("".join(json.dumps(r) + "\n" for r in records).encode("ascii"))

@@ -120,27 +120,34 @@ def _name(number: int) -> str:
     return f"{_word(number % 4900)} {_word(number // 4900, 1)}"
 
 
-def _spell(
-    rng: np.random.Generator,
-    names: list[str],
-    occ_link: np.ndarray,
-    is_genre_page: np.ndarray,
-    in_body: np.ndarray,
-) -> list[str]:
-    """The written form of each occurrence: its name, sometimes with the first letter's case
+class _Spelling:
+    """How each occurrence is written: its name, sometimes with the first letter's case
     flipped (often for genre pages), sometimes with a ``#section`` anchor (body links only;
-    a tenth of those are bare ``#section`` links to the article itself)."""
-    u = rng.random(len(occ_link))
-    flip = u < np.where(is_genre_page, GENRE_PAGE_CASE_RATE, CASE_RATE)
-    anchor = in_body & (rng.random(len(occ_link)) < ANCHOR_RATE)
-    section = rng.integers(0, len(SECTIONS), len(occ_link))
-    out = [names[i] for i in occ_link.tolist()]
-    for i in np.flatnonzero(flip).tolist():
-        s = out[i]
-        out[i] = (s[0].lower() if s[0].isupper() else s[0].upper()) + s[1:]
-    for i in np.flatnonzero(anchor).tolist():
-        out[i] = (out[i] if u[i] > 0.1 else "") + "#" + SECTIONS[section[i]]
-    return out
+    a tenth of those are bare ``#section`` links to the article itself). The random draws are
+    taken at once (so the bytes depend on the seed only), the strings a slice at a time (so
+    a large corpus never holds all its occurrences as Python strings)."""
+
+    def __init__(
+        self, rng: np.random.Generator, is_genre_page: np.ndarray, in_body: np.ndarray
+    ) -> None:
+        n = len(is_genre_page)
+        u = rng.random(n)
+        self.flip = u < np.where(is_genre_page, GENRE_PAGE_CASE_RATE, CASE_RATE)
+        self.anchor = in_body & (rng.random(n) < ANCHOR_RATE)
+        self.keep_name = u > 0.1
+        del u
+        self.section = rng.integers(0, len(SECTIONS), n).astype(np.int8)
+
+    def spell(self, names: list[str], occ_link: np.ndarray, lo: int, hi: int) -> list[str]:
+        """The written forms of occurrences ``lo:hi`` (``occ_link``: all occurrences' ids)."""
+        out = [names[i] for i in occ_link[lo:hi].tolist()]
+        for i in np.flatnonzero(self.flip[lo:hi]).tolist():
+            s = out[i]
+            out[i] = (s[0].lower() if s[0].isupper() else s[0].upper()) + s[1:]
+        for i in np.flatnonzero(self.anchor[lo:hi]).tolist():
+            name = out[i] if self.keep_name[lo + i] else ""
+            out[i] = name + "#" + SECTIONS[self.section[lo + i]]
+        return out
 
 
 def _title(i: int, u: float) -> str:

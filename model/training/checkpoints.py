@@ -32,9 +32,17 @@ _NOT_FINGERPRINTED = ("threads", "device", "compile")  # may change between run 
 
 def _fingerprint(data: np.ndarray, n_books: int, n_links: int, config: TrainConfig) -> dict:
     """What a checkpoint must agree with to be resumed: the pairs and the (resolved) config."""
-    digest = hashlib.sha256(np.ascontiguousarray(data, dtype=np.int64).tobytes()).hexdigest()
+    flat = np.asarray(data).reshape(-1)
+    digest = hashlib.sha256()
+    for start in range(0, flat.size, 1 << 22):  # the int64 bytes, a slice at a time (no copy)
+        digest.update(flat[start : start + (1 << 22)].astype(np.int64).tobytes())
     kept = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
-    return {"pairs_sha256": digest, "n_books": n_books, "n_links": n_links, "config": kept}
+    return {
+        "pairs_sha256": digest.hexdigest(),
+        "n_books": n_books,
+        "n_links": n_links,
+        "config": kept,
+    }
 
 
 class Checkpoints:

@@ -294,6 +294,7 @@ def _early_stopping(run, row, config, model, optimizer, validating: bool, key: s
     score = row[key] if validating else row["epoch"]
     improved = score > best["auc"] + (config.min_delta if validating else 0)
     if improved:
+        best["state"] = None  # the old snapshot goes before the new one is made
         best.update(auc=score, epoch=row["epoch"], state=_snapshot(model, optimizer))
     run["stopped"] = not improved and row["epoch"] - best["epoch"] >= config.patience
     if not improved and config.lr_decay < 1:  # reduce on plateau

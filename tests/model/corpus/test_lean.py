@@ -1,0 +1,111 @@
+"""The lean paths give what the plain ones gave: prepare in chunks, the vectorised link
+cleaning, the streamed synthetic corpus, the bit filter of observed pairs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from bookvec.model.corpus import prepare as P
+from bookvec.model.corpus.prepare import CleaningConfig, clean_link, clean_links, prepare_books
+from bookvec.model.corpus.read import RawBook, read_books
+from bookvec.model.corpus.synth import synthesize
+from bookvec.model.training.sampling import ObservedPairs, is_observed
+
+CLEANINGS = [
+    CleaningConfig(),
+    CleaningConfig(strip_anchors=True, keep_duplicate_pairs=False),
+    CleaningConfig(lowercase=False, remove=("Paperback",), min_books=2, drop_wikipedia_pages=False),
+]
+
+
+def _whole_list(records: list[RawBook], cleaning: CleaningConfig):
+    """The reference: every record held at once, each link cleaned by ``clean_link``."""
+    books = [
+        b for b in records if not (cleaning.drop_wikipedia_pages and P.is_wikipedia_page(b.title))
+    ]
+    counts: dict[str, int] = {}
+    for book in books:
+        for raw in set(book.links):
+            name = clean_link(raw, cleaning)
+            if name is not None:
+                counts[name] = counts.get(name, 0) + 1
+    kept = sorted(
+        (n for n, c in counts.items() if c >= cleaning.min_books), key=lambda n: (-counts[n], n)
+    )
+    index = {name: i for i, name in enumerate(kept)}
+    pairs, seen = [], set()
+    for b, book in enumerate(books):
+        for raw in book.links:
+            name = clean_link(raw, cleaning)
+            if name in index and (cleaning.keep_duplicate_pairs or (b, index[name]) not in seen):
+                seen.add((b, index[name]))
+                pairs.append((b, index[name]))
+    return kept, [counts[n] for n in kept], np.asarray(pairs, dtype=np.int32).reshape(-1, 2)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lean") / "small.ndjson"
+    synthesize(path, n_books=1500, seed=7)
+    return list(read_books(path))
+
+
+@pytest.mark.parametrize("cleaning", CLEANINGS)
+@pytest.mark.parametrize("chunk", [P.PREPARE_CHUNK, 97])
+def test_prepare_in_chunks_matches_the_whole_list(small, cleaning, chunk, monkeypatch):
+    monkeypatch.setattr(P, "PREPARE_CHUNK", chunk)
+    prepared = prepare_books(small, cleaning)
+    names, counts, pairs = _whole_list(small, cleaning)
+    assert prepared.links.get_column("name").to_list() == names
+    assert prepared.links.get_column("count").to_list() == counts
+    assert prepared.pairs.dtype == np.int32
+    np.testing.assert_array_equal(prepared.pairs, pairs)
+    assert (
+        prepared.books.get_column("n_links").to_list()
+        == np.bincount(pairs[:, 0], minlength=prepared.n_books).tolist()
+    )
+    monkeypatch.setattr(P, "PREPARE_CHUNK", 10_000)
+    assert prepared.books.equals(prepare_books(small, cleaning).books)
+
+
+def test_vectorised_cleaning_is_clean_link():
+    raw = [
+        "Science fiction", "science fiction#Plot", "#Plot", "  spaced #x", "Paperback",
+        "HARDCOVER", "Straße", "İstanbul", "ΟΔΥΣΣΕΥΣ", "tab\there", "a\x1cb ", "", "x#", "#",
+        "Wikipedia:WikiProject Books", "Émile Zola#Life", "e-book",
+    ]  # fmt: skip
+    for cleaning in [*CLEANINGS, CleaningConfig(strip_anchors=True)]:
+        got = clean_links(pl.Series(raw, dtype=pl.String), cleaning).to_list()
+        assert got == [clean_link(r, cleaning) for r in raw], cleaning
+
+
+def test_streamed_synthetic_corpus_is_the_same_bytes(tmp_path, monkeypatch):
+    import bookvec.model.corpus.synth as S
+
+    digests = []
+    for chunk in (S.WRITE_CHUNK, 37):
+        monkeypatch.setattr(S, "WRITE_CHUNK", chunk)
+        path = tmp_path / f"c{chunk}.ndjson.gz"
+        stats = synthesize(path, n_books=400, seed=5, n_wikipedia_pages=9)
+        digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
+        lines = [json.loads(x) for x in __import__("gzip").open(path, "rt")]
+        assert len(lines) == stats.n_records == 409
+        assert sum(len(x[2]) for x in lines) == stats.n_link_occurrences + 3 * 9
+    assert digests[0] == digests[1]
+
+
+def test_bit_filter_answers_exactly():
+    gen = torch.Generator().manual_seed(0)
+    keys = torch.unique(torch.randint(0, 1 << 40, (50_000,), generator=gen))
+    observed = ObservedPairs(keys)
+    assert observed.filter.dtype == torch.uint8 and observed.filter.numel() * 8 >= 16 * len(keys)
+    probe = torch.cat([keys[::3], torch.randint(0, 1 << 40, (200_000,), generator=gen)])
+    np.testing.assert_array_equal(
+        observed.contains(probe).numpy(), is_observed(probe, keys).numpy()
+    )
