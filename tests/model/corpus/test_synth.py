@@ -38,7 +38,7 @@ def test_full_shape_after_default_cleaning(full):
     assert stats.n_records == 37040  # 20 Wikipedia: pages dropped by the cleaning
     assert abs(prepared.links.height / 41758 - 1) < 0.05
     assert abs(len(prepared.pairs) / 772798 - 1) < 0.05
-    assert synth_seconds < 30  # < 15 s on an idle machine
+    # synthesis time is measured by benchmarks/scale.py, not asserted here (a shared machine)
 
     raw = {link for book in records for link in book.links}
     lower = {link.lower() for link in raw}

@@ -367,7 +367,16 @@ def test_on_epoch_and_progress_bar(corpus, capsys):
     pairs, n_books, n_links, _ = corpus
     rows = []
     cfg = TrainConfig(**{**SMALL, "max_epochs": 2})
-    T.train(pairs, n_books, n_links, cfg, progress=True, on_epoch=rows.append)
+    # The bars are the CLI's display (installed by its app callback): installed here so the
+    # test does not depend on a CLI test having run first.
+    from bookvec import progress
+    from bookvec.cli.progress import rich_display
+
+    previous = progress.install(rich_display)
+    try:
+        T.train(pairs, n_books, n_links, cfg, progress=True, on_epoch=rows.append)
+    finally:
+        progress.install(previous)
     assert [r["epoch"] for r in rows] == [1, 2]
     out = capsys.readouterr()
     assert out.out == ""  # stdout is for data only
