@@ -8,6 +8,7 @@ the stored vectors first and exclude the examples with a `must_not` HasId.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -49,6 +50,7 @@ class EdgeReads:
     _live: Opened | None
     _shard: edge.EdgeShard | None
     _params: edge.SearchParams | None
+    _info_cache: tuple[Opened, CollectionInfo] | None = None  # of the live generation
 
     if TYPE_CHECKING:  # edge_live.EdgeLive's
 
@@ -60,17 +62,23 @@ class EdgeReads:
         self._follow()
         if self._live is None or self._shard is None:
             return None
-        shard_info = self._shard.info()
-        return CollectionInfo(
-            name=self.collection,
-            backend=self.backend,
-            model_version=self._live.meta.model_version,
-            vector_size=self._live.meta.vector_size,
-            points=self.count() if count else None,
-            location=str(self._live.path),
-            index=IndexOptions.from_dict(self._live.meta.index),
-            indexed_vectors=shard_info.indexed_vectors_count,
-        )
+        cached = self._info_cache
+        if cached is None or cached[0] is not self._live:  # a generation is never changed
+            shard_info = self._shard.info()
+            cached = self._info_cache = (
+                self._live,
+                CollectionInfo(
+                    name=self.collection,
+                    backend=self.backend,
+                    model_version=self._live.meta.model_version,
+                    vector_size=self._live.meta.vector_size,
+                    points=None,
+                    location=str(self._live.path),
+                    index=IndexOptions.from_dict(self._live.meta.index),
+                    indexed_vectors=shard_info.indexed_vectors_count,
+                ),
+            )
+        return replace(cached[1], points=self.count()) if count else cached[1]
 
     def search(
         self,
@@ -179,7 +187,10 @@ class EdgeReads:
         return [by_id[point_id(title)] for title in titles]
 
     def _has_sparse(self) -> bool:
-        return self._live is not None and IndexOptions.from_dict(self._live.meta.index).has_sparse
+        live, cached = self._live, self._info_cache
+        if cached is not None and cached[0] is live:
+            return cached[1].index.has_sparse
+        return live is not None and IndexOptions.from_dict(live.meta.index).has_sparse
 
     def _by_mode(
         self,
