@@ -4,10 +4,13 @@ they stay the same query (like filters.py).
 - dense: nearest by the cosine of the learned vectors (the unnamed vector);
 - sparse: nearest by the dot product of the `links` sparse vectors (the store's IDF modifier
   applied to the query when the collection has it);
-- hybrid: Qdrant fuses the two itself: one prefetch of `PREFETCH` candidates per side, each
-  with the full filter, then a `Formula` over their scores, dense + SPARSE_WEIGHT * sparse (a
-  side that did not return a point counts 0 for it). Measured against RRF and DBSF
-  (`benchmarks/modes.py`, README "Search modes"): RRF kept only part of the author signal;
+- hybrid: one prefetch of `PREFETCH` candidates per side, each with the full filter, then a
+  `Formula` over their scores, dense + SPARSE_WEIGHT * sparse (a side that did not return a
+  point counts 0 for it). The server fuses them itself; on Edge both sides run as one
+  query_batch and `fuse` applies the same formula (the same hits for less CPU than Edge's
+  fused query, whose dense prefetch checked the excluded ids point by point; edge_read.py).
+  Measured against RRF and DBSF (`benchmarks/modes.py`, README "Search modes"): RRF kept only
+  part of the author signal;
 - diverse (MMR): the mode's top candidates re-ranked by Maximal Marginal Relevance over the
   dense vectors. Edge's `lambda_` is the relevance weight, the server's `diversity` is
   1 - lambda_ (checked: the same lists on both).
