@@ -42,6 +42,7 @@ KEY = "bench-key-0123456789"
 CONNECTIONS = (1, 8, 64)
 PAIRS = 10_000
 UPSERT = 10_000
+WRK_TIMEOUT = "10s"  # a request still unanswered after it counts as a socket error
 
 
 # --- the store -----------------------------------------------------------------------------------
@@ -260,7 +261,7 @@ def run_wrk(url: str, script: Path, connections: int, duration: float) -> dict:
     threads = min(2, connections)
     seconds = max(1, round(duration))
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout",
-           "10s", "-s", str(script), url]  # fmt: skip
+           WRK_TIMEOUT, "-s", str(script), url]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"wrk failed: {done.stderr or done.stdout}")
@@ -475,7 +476,9 @@ def main() -> None:
 
 
 def print_report(report: dict) -> None:
-    print(f"load generator: {report['tool']}; mode: {report['mode']}; {report['machine']}")
+    wrk = report["tool"] == "wrk"
+    timeout = f" (a request unanswered after {WRK_TIMEOUT} is an error)" if wrk else ""
+    print(f"load generator: {report['tool']}{timeout}; mode: {report['mode']}; {report['machine']}")
     for n, size in report["sizes"].items():
         print(f"\n{int(n):,} books (indexed in {size['index_seconds']} s)")
         for name, call in size["calls"].items():

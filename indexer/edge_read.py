@@ -8,8 +8,10 @@ the stored vectors first and exclude the examples with a `must_not` HasId.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import qdrant_edge as edge
 
@@ -48,6 +50,7 @@ class EdgeReads:
     _live: Opened | None
     _shard: edge.EdgeShard | None
     _params: edge.SearchParams | None
+    _info_cache: tuple[Opened, CollectionInfo] | None = None  # of the live generation
 
     if TYPE_CHECKING:  # edge_live.EdgeLive's
 
@@ -59,17 +62,23 @@ class EdgeReads:
         self._follow()
         if self._live is None or self._shard is None:
             return None
-        shard_info = self._shard.info()
-        return CollectionInfo(
-            name=self.collection,
-            backend=self.backend,
-            model_version=self._live.meta.model_version,
-            vector_size=self._live.meta.vector_size,
-            points=self.count() if count else None,
-            location=str(self._live.path),
-            index=IndexOptions.from_dict(self._live.meta.index),
-            indexed_vectors=shard_info.indexed_vectors_count,
-        )
+        cached = self._info_cache
+        if cached is None or cached[0] is not self._live:  # a generation is never changed
+            shard_info = self._shard.info()
+            cached = self._info_cache = (
+                self._live,
+                CollectionInfo(
+                    name=self.collection,
+                    backend=self.backend,
+                    model_version=self._live.meta.model_version,
+                    vector_size=self._live.meta.vector_size,
+                    points=None,
+                    location=str(self._live.path),
+                    index=IndexOptions.from_dict(self._live.meta.index),
+                    indexed_vectors=shard_info.indexed_vectors_count,
+                ),
+            )
+        return replace(cached[1], points=self.count()) if count else cached[1]
 
     def search(
         self,
@@ -178,7 +187,10 @@ class EdgeReads:
         return [by_id[point_id(title)] for title in titles]
 
     def _has_sparse(self) -> bool:
-        return self._live is not None and IndexOptions.from_dict(self._live.meta.index).has_sparse
+        live, cached = self._live, self._info_cache
+        if cached is not None and cached[0] is live:
+            return cached[1].index.has_sparse
+        return live is not None and IndexOptions.from_dict(live.meta.index).has_sparse
 
     def _by_mode(
         self,
@@ -194,11 +206,17 @@ class EdgeReads:
         """A search in `mode` (hybrid.py builds the query), optionally diversified by MMR."""
         if not hybrid.searchable(mode, sparse, self._has_sparse, self.root):
             return []
+        limit = check_limit(limit)
+        has_sparse = sparse is not None and bool(sparse[0])
+        if not diverse and mode == "hybrid" and has_sparse and self.hybrid.fusion == "formula":
+            return self._fused(shard, list(dense), sparse, limit, flt, exclude_ids)
+        if not diverse and (mode == "dense" or (mode == "hybrid" and not has_sparse)):
+            return self._nearest(shard, dense, limit, flt, exclude_ids)
         request = hybrid.edge_request(
             mode,
             list(dense),
             sparse,
-            limit=check_limit(limit),
+            limit=limit,
             flt=filters.to_edge(flt, exclude_ids),
             params=self._params,
             diverse=diverse,
@@ -214,12 +232,80 @@ class EdgeReads:
         flt: BookFilter | None,
         exclude_ids: Sequence[str],
     ) -> list[Hit]:
-        request = edge.QueryRequest(
-            limit=check_limit(limit),
-            query=edge.Query.Nearest(list(vector)),
+        """The `limit` nearest points under `flt`, the excluded ones left out (`_over_fetch`)."""
+        limit = check_limit(limit)
+        query = edge.Query.Nearest(list(vector))
+        request, excluded = _over_fetch(query, limit, flt, exclude_ids, self._params, True)
+        return hits(_drop(shard.query(request), excluded, limit))
+
+    def _fused(self, shard, dense, sparse, limit, flt, exclude_ids) -> list[Hit]:
+        """Hybrid with the formula fusion, as hybrid.edge_request would ask Edge for it: both
+        sides' candidates under the filter in one batch, fused here (hybrid.fuse: Edge's
+        formula, the same scores), then the payloads of the winners only."""
+        pool = hybrid.prefetch_limit(self.hybrid, limit, False)
+        dense_request, excluded = _over_fetch(
+            edge.Query.Nearest(dense), pool, flt, exclude_ids, self._params, False
+        )
+        # The sparse side keeps its `must_not` (cheap there): its scores often tie (books
+        # with the same pages), and which of the tied ones Edge returns depends on the limit.
+        sparse_request = edge.QueryRequest(
+            limit=pool,
+            query=edge.Query.Nearest(edge.SparseVector(*sparse), using=hybrid.SPARSE),
             filter=filters.to_edge(flt, exclude_ids),
-            params=self._params,
-            with_payload=True,
+            with_payload=False,
             with_vector=False,
         )
-        return hits(shard.query(request))
+        dense_side, sparse_side = shard.query_batch(
+            edge.QueryBatchRequest([dense_request, sparse_request])
+        )
+        # Each `.id` builds a new uuid.UUID: read once, keyed by its integer (hashing UUIDs
+        # in Python cost more than Edge's search).
+        uuids: dict[int, UUID] = {}
+        sides: list[dict[int, float]] = []
+        for side in (dense_side, sparse_side):  # the sparse side has no excluded point
+            scores: dict[int, float] = {}
+            for point in side:
+                pid = point.id
+                key = pid.int
+                if key not in excluded:
+                    uuids[key] = pid
+                    scores[key] = point.score
+                    if len(scores) == pool:
+                        break
+            sides.append(scores)
+        best = hybrid.fuse(sides, self.hybrid, limit)
+        if not best:
+            return []
+        records = shard.retrieve([uuids[k] for k, _ in best], with_payload=True, with_vector=False)
+        payloads = {}
+        for rec in records:
+            pid = rec.id
+            payloads[pid.int] = (str(pid), rec.payload)
+        out = []
+        for key, score in best:
+            if key in payloads:
+                pid, payload = payloads[key]
+                out.append(Hit(title=payload["title"], score=score, payload=payload, id=pid))
+        return out
+
+
+def _over_fetch(query, limit, flt, exclude_ids, params, payload) -> tuple[Any, set[int]]:
+    """A request for `limit` points plus as many as are excluded, with no `must_not` HasId:
+    Edge checks that condition point by point (half of a filtered dense search at 37k books),
+    and dropping the excluded ones from the answer (`_drop`) leaves the same points."""
+    excluded = {UUID(pid).int for pid in exclude_ids}  # Edge's ids are UUIDs: as integers
+    request = edge.QueryRequest(
+        limit=limit + len(excluded),
+        query=query,
+        filter=filters.to_edge(flt),
+        params=params,
+        with_payload=payload,
+        with_vector=False,
+    )
+    return request, excluded
+
+
+def _drop(points: list[Any], excluded: set[int], limit: int) -> list[Any]:
+    if excluded:  # each `.id` builds a uuid.UUID: compared as integers
+        points = [p for p in points if p.id.int not in excluded]
+    return points[:limit]

@@ -130,6 +130,7 @@ class Opened:
 class Layout:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._pointer = os.fspath(root / POINTER)  # stat'ed on every read: no Path joins then
         self._writing = False  # this process holds the writer lock (`writing` is reentrant)
 
     # --- the pointer --------------------------------------------------------------------------
@@ -144,7 +145,7 @@ class Layout:
     def pointer_stamp(self) -> tuple[int, int] | None:
         """Changes whenever CURRENT is replaced: one stat, cheap enough to check on every call."""
         try:
-            st = os.stat(self.root / POINTER)
+            st = os.stat(self._pointer)
         except FileNotFoundError:
             return None
         return (st.st_ino, st.st_mtime_ns)

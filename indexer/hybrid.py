@@ -4,10 +4,13 @@ they stay the same query (like filters.py).
 - dense: nearest by the cosine of the learned vectors (the unnamed vector);
 - sparse: nearest by the dot product of the `links` sparse vectors (the store's IDF modifier
   applied to the query when the collection has it);
-- hybrid: Qdrant fuses the two itself: one prefetch of `PREFETCH` candidates per side, each
-  with the full filter, then a `Formula` over their scores, dense + SPARSE_WEIGHT * sparse (a
-  side that did not return a point counts 0 for it). Measured against RRF and DBSF
-  (`benchmarks/modes.py`, README "Search modes"): RRF kept only part of the author signal;
+- hybrid: one prefetch of `PREFETCH` candidates per side, each with the full filter, then a
+  `Formula` over their scores, dense + SPARSE_WEIGHT * sparse (a side that did not return a
+  point counts 0 for it). The server fuses them itself; on Edge both sides run as one
+  query_batch and `fuse` applies the same formula (the same hits for less CPU than Edge's
+  fused query, whose dense prefetch checked the excluded ids point by point; edge_read.py).
+  Measured against RRF and DBSF (`benchmarks/modes.py`, README "Search modes"): RRF kept only
+  part of the author signal;
 - diverse (MMR): the mode's top candidates re-ranked by Maximal Marginal Relevance over the
   dense vectors. Edge's `lambda_` is the relevance weight, the server's `diversity` is
   1 - lambda_ (checked: the same lists on both).
@@ -77,7 +80,7 @@ def searchable(
     return not nothing_to_search(mode, sparse)
 
 
-def _prefetch_limit(spec: Hybrid, limit: int, diverse: bool) -> int:
+def prefetch_limit(spec: Hybrid, limit: int, diverse: bool) -> int:
     return max(spec.prefetch, limit, spec.mmr_candidates if diverse else 0)
 
 
@@ -99,7 +102,7 @@ def edge_request(
     sparse_q = None
     if sparse is not None and sparse[0]:
         sparse_q = edge.Query.Nearest(edge.SparseVector(*sparse), using=SPARSE)
-    pool = _prefetch_limit(spec, limit, diverse)
+    pool = prefetch_limit(spec, limit, diverse)
     query: Any
     prefetches: list[edge.Prefetch] | None = None
     if mode == "dense" or (mode == "hybrid" and sparse_q is None):
@@ -129,6 +132,23 @@ def edge_request(
         with_payload=True,
         with_vector=False,
     )
+
+
+def fuse(sides: list[dict[Any, float]], spec: Hybrid, limit: int) -> list[tuple[Any, float]]:
+    """The formula fusion of Edge's query (``_edge_fusion``) over each side's {id: score}
+    candidates (in rank order): the `limit` best by dense + sparse_weight * sparse, a side that
+    did not return a point counting 0, summed in double precision and rounded to single, as
+    Qdrant's formula scorer does. Ties keep the order of first appearance (dense ranks first)."""
+    import heapq
+    from array import array  # float32 rounding without numpy (not imported on a search)
+
+    dense, sparse = sides
+    weight = spec.sparse_weight
+    fused = dict(dense)
+    for key, score in sparse.items():
+        fused[key] = fused.get(key, 0.0) + weight * score
+    rounded = array("f", fused.values()).tolist()
+    return heapq.nlargest(limit, zip(fused, rounded, strict=True), key=lambda item: item[1])
 
 
 def _edge_fusion(spec: Hybrid) -> Any:
@@ -163,7 +183,7 @@ def server_query(
     sparse_vec = None
     if sparse is not None and sparse[0]:
         sparse_vec = models.SparseVector(indices=list(sparse[0]), values=list(sparse[1]))
-    pool = _prefetch_limit(spec, limit, diverse)
+    pool = prefetch_limit(spec, limit, diverse)
     prefetch: list[Any] | None = None
     using: str | None = None
     query: Any

@@ -2,9 +2,10 @@
 serialises writes across threads and worker processes (the store itself lets one writer in and
 fails the others fast; the server queues them instead, so none is lost).
 
-Reads run on the event loop, one at a time per worker, on their own Index; writes run on one
-writer thread per worker, at a lower CPU priority (nice +10: on a busy machine the kernel runs
-the readers first), on a second Index under the write lock. The embedded store's generations let the
+Reads run on the event loop, one at a time per worker, on their own Index; writes run one at a
+time under the write lock, from one writer thread per worker, in a child process of the worker
+at nice +10 (service/writer.py: Edge's calls hold the GIL, so in the worker itself a write
+stalled its reads for up to a second at a time). The embedded store's generations let the
 reader answer from the old generation while a write builds the next (indexer/generations.py).
 """
 
@@ -90,24 +91,40 @@ class Service:
         self._cache[name] = (now, value)
         return value
 
-    async def write(self, work: Callable[[Any], T]) -> T:
-        """``work(index)`` on the writer thread, holding the write lock; awaited."""
+    async def write(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(index, *args)`` in this worker's writer process (service/writer.py: reads
+        keep their latency meanwhile), holding the write lock; awaited. ``work`` and ``args``
+        are pickled: a function of a module, and plain data."""
         import asyncio
 
         def run() -> T:
-            with self.writing() as index:
-                return work(index)
+            with self.writing():
+                return self._writer_process().call(work, *args)
 
         return await asyncio.get_running_loop().run_in_executor(self._writer_thread, run)
 
+    def _writer_process(self):
+        if self._writer is None:
+            from bookvec.service.writer import WriterProcess
+
+            c = self.config
+            self._writer = WriterProcess(
+                {
+                    "home": c.home,
+                    "url": c.url,
+                    "api_key": c.qdrant_api_key,
+                    "collection": c.collection,
+                    "model": c.model,
+                }
+            )
+        return self._writer
+
     @contextmanager
-    def writing(self) -> Iterator[Any]:
-        """The write index, held by this request alone across every worker of this home."""
+    def writing(self) -> Iterator[None]:
+        """Held by one write alone across every worker of this home."""
         with self._thread_lock, _home_lock(self.config):
-            if self._writer is None:
-                self._writer = self._open()
             try:
-                yield self._writer
+                yield
             finally:
                 self._cache.clear()
 

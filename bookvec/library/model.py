@@ -296,9 +296,15 @@ class Model:
         (book, link) pairs, or a polars/pandas frame with columns book and link. An unknown
         title raises (InputError naming its row), or with ``skip_invalid`` is left out and
         listed in ``rejects``. `bookvec score`."""
-        from bookvec.library.pairs import score_rows
+        from bookvec.library.pairs import score_columns, score_rows
 
         self._need(files.SCORE_GRAPH)
+        columns = _pair_columns(pairs)
+        if columns is not None:
+            books, links = columns
+            return score_columns(
+                self, None, books, links, exact=exact, skip_invalid=skip_invalid, source=source
+            )
         rows = _pair_rows(pairs)
         return score_rows(self, rows, exact=exact, skip_invalid=skip_invalid, source=source)
 
@@ -339,6 +345,20 @@ class Model:
 def _check_topn(topn: int) -> None:
     if isinstance(topn, bool) or not isinstance(topn, int) or topn < 1:
         raise ConfigError(f"topn must be a positive integer, not {topn!r}")
+
+
+def _pair_columns(pairs: Any) -> tuple[list[str], list[str]] | None:
+    """(books, links) of a list of (book, link) tuples of non-empty strings, checked for the
+    whole batch at once; None for anything else (`_pair_rows` takes it, and names the bad row)."""
+    if not isinstance(pairs, (list, tuple)) or not all(
+        type(p) is tuple and len(p) == 2 for p in pairs
+    ):
+        return None
+    books = [p[0] for p in pairs]
+    links = [p[1] for p in pairs]
+    if not all(type(t) is str and t for t in books) or not all(type(t) is str and t for t in links):
+        return None
+    return books, links
 
 
 def _pair_rows(pairs: Any) -> list:

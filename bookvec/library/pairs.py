@@ -138,54 +138,99 @@ def score_rows(model, rows: list[PairRow], *, exact: bool, skip_invalid: bool, s
     """Score PairRows with ``model`` (a bookvec.Model). An unknown title raises, as an
     InputError naming ``source`` and the row's line when ``source`` is given; with
     ``skip_invalid`` it goes to the result's rejects instead."""
+    columns = ([r.line for r in rows], [r.book for r in rows], [r.link for r in rows])
+    return score_columns(model, *columns, exact=exact, skip_invalid=skip_invalid, source=source)
+
+
+def score_columns(
+    model,
+    lines: list[int] | None,
+    books: list[str],
+    links: list[str],
+    *,
+    exact: bool,
+    skip_invalid: bool,
+    source=None,
+):
+    """score_rows over columns (``lines`` None: rows numbered from 1). Titles the bundle holds
+    as given are looked up for the whole batch at once; only the others go through the loose
+    rules (and the store's upserted books), row by row in input order, so the first bad row
+    is the one reported, as before."""
     import numpy as np
 
     bundle = model.bundle
+    book_at, link_at = bundle.book_index.get, bundle.link_index.get
+    book_idx = [book_at(b, -1) for b in books]
+    link_idx = [link_at(k, -1) for k in links]
     rejects: list[tuple[int, str]] = []
-    book_idx: list[int] = []
-    link_idx: list[int] = []
     upserted: dict[int, Any] = {}  # position -> the store record of an upserted book
-    for row in rows:
+    dropped: set[int] = set()
+    for i in [i for i, (b, k) in enumerate(zip(book_idx, link_idx, strict=True)) if b < 0 or k < 0]:
+        line = lines[i] if lines is not None else i + 1
         try:
-            try:
-                b, record = model.book_index(row.book, exact=exact), None
-            except TitleNotFoundError:
-                record = model._upserted(row.book, exact=exact)  # a book added by upsert
-                if record is None:
-                    raise
-                b = -1
-            k = model.link_index(row.link, exact=exact)
+            if book_idx[i] < 0:
+                try:
+                    book_idx[i] = model.book_index(books[i], exact=exact)
+                except TitleNotFoundError:
+                    record = model._upserted(books[i], exact=exact)  # a book added by upsert
+                    if record is None:
+                        raise
+                    upserted[i] = record
+            if link_idx[i] < 0:
+                link_idx[i] = model.link_index(links[i], exact=exact)
         except BookvecError as exc:
             if skip_invalid:
-                rejects.append((row.line, str(exc)))
+                rejects.append((line, str(exc)))
+                dropped.add(i)
+                upserted.pop(i, None)
                 continue
             if source is None:
                 raise
-            raise InputError(str(exc), path=source, line=row.line) from None
-        if record is not None:
-            upserted[len(book_idx)] = record
-        book_idx.append(b)
-        link_idx.append(k)
-    trained = [i for i, b in enumerate(book_idx) if b >= 0]
-    probabilities = np.zeros(len(book_idx), dtype=np.float32)
-    if trained:
-        probabilities[trained] = model.runtime.score(
-            np.asarray([book_idx[i] for i in trained], dtype=np.int64),
-            np.asarray([link_idx[i] for i in trained], dtype=np.int64),
-        )
+            raise InputError(str(exc), path=source, line=line) from None
+    if dropped:
+        kept = [i for i in range(len(books)) if i not in dropped]
+        position = {old: new for new, old in enumerate(kept)}
+        upserted = {position[i]: r for i, r in upserted.items()}
+        book_idx = [book_idx[i] for i in kept]
+        link_idx = [link_idx[i] for i in kept]
+    b = np.asarray(book_idx, dtype=np.int64)
+    k = np.asarray(link_idx, dtype=np.int64)
+    probabilities = np.zeros(len(b), dtype=np.float32)
+    trained = np.ones(len(b), dtype=bool)
+    if upserted:
+        trained[list(upserted)] = False
+    if trained.any():
+        probabilities[trained] = model.runtime.score(b[trained], k[trained])
     if upserted:
         from bookvec.library.catalogue import VectorScorer
 
         scorer = VectorScorer(bundle, model.runtime)
         for i, record in upserted.items():
             probabilities[i] = scorer.score(record.vector, [link_idx[i]])[0]
+    titles, names = bundle.book_titles, bundle.link_names
+    make = PairScore.of
     scores = tuple(
-        PairScore(
-            book=bundle.book_titles[b] if b >= 0 else upserted[i].title,
-            link=bundle.link_names[k],
-            probability=round(float(p), 6),
-            upserted=b < 0,
-        )
-        for i, (b, k, p) in enumerate(zip(book_idx, link_idx, probabilities, strict=True))
+        make(titles[bi], names[ki], p, False)
+        for bi, ki, p in zip(book_idx, link_idx, round6(probabilities), strict=True)
     )
+    if upserted:
+        scores = tuple(
+            make(upserted[i].title, s.link, s.probability, True) if i in upserted else s
+            for i, s in enumerate(scores)
+        )
     return ScoreResult(scores=scores, rejects=tuple(sorted(rejects)))
+
+
+def round6(values) -> list[float]:
+    """``[round(float(v), 6) for v in values]``, vectorised: rint(v * 1e6) / 1e6 is the same
+    double wherever v * 1e6 is not within a hair of a half (the division is correctly
+    rounded, as the parse of round's decimal is); those few go through round itself."""
+    import numpy as np
+
+    exact = np.asarray(values, dtype=np.float64)
+    scaled = exact * 1e6
+    out = np.rint(scaled) / 1e6
+    near_half = np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
+    if near_half.size:
+        out[near_half] = [round(v, 6) for v in exact[near_half].tolist()]
+    return out.tolist()

@@ -210,6 +210,14 @@ class PairScore:
     probability: float
     upserted: bool = False
 
+    @classmethod
+    def of(cls, book: str, link: str, probability: float, upserted: bool) -> PairScore:
+        """The same as PairScore(...), at 10,000 a batch: the frozen __init__ sets each
+        field through object.__setattr__."""
+        score = object.__new__(cls)
+        score.__dict__.update(book=book, link=link, probability=probability, upserted=upserted)
+        return score
+
     def to_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {
             "book": self.book,

@@ -77,7 +77,7 @@ async def upsert(
     service = request.app.state.service
     if kind in ("application/json", "") and not gzipped:
         books = _json_books(raw)
-        report = await service.write(lambda index: index.upsert(books, dry_run=dry_run))
+        report = await service.write(_upsert, books, dry_run)
         return JSONResponse(plain(report))
     suffix = SUFFIXES.get(kind)
     if suffix is None:
@@ -88,8 +88,16 @@ async def upsert(
             "use application/json, application/x-ndjson, text/csv or "
             "application/vnd.apache.parquet",
         )
-    result = await service.write(lambda index: _from_file(index, raw, suffix, gzipped, dry_run))
+    result = await service.write(_from_file, raw, suffix, gzipped, dry_run)
     return JSONResponse(plain(result))
+
+
+def _upsert(index, books: list[dict], dry_run: bool) -> Any:
+    return index.upsert(books, dry_run=dry_run)
+
+
+def _delete(index, titles: list[str], dry_run: bool) -> Any:
+    return index.delete(titles, dry_run=dry_run)
 
 
 def _from_file(index, raw: bytes, suffix: str, gzipped: bool, dry_run: bool) -> Any:
@@ -144,5 +152,5 @@ async def delete(
 ) -> JSONResponse:
     """`bookvec delete TITLE...`: the titles deleted and how many books remain."""
     service = request.app.state.service
-    report = await service.write(lambda index: index.delete(title, dry_run=dry_run))
+    report = await service.write(_delete, title, dry_run)
     return JSONResponse(plain(report))
