@@ -31,6 +31,7 @@ from bookvec.indexer.points import (
     ids_by_title,
     recommend_both,
     recommend_vector,
+    stored_payload,
 )
 from bookvec.indexer.types import BookFilter, CollectionInfo, Hit, IndexOptions, Record
 
@@ -280,7 +281,7 @@ class EdgeReads:
         payloads = {}
         for rec in records:
             pid = rec.id
-            payloads[pid.int] = (str(pid), rec.payload)
+            payloads[pid.int] = (str(pid), stored_payload(rec.payload))
         out = []
         for key, score in best:
             if key in payloads:

@@ -88,3 +88,25 @@ def test_store_written_with_lists_reads_the_same(tmp_path) -> None:
         assert {h.title for h in hits} == {"Solo", "Pair"}
     finally:
         store.close()
+
+
+def test_every_search_mode_reads_lists(tmp_path) -> None:
+    """Hybrid search fetches the winners' payloads itself (edge_read): lists there too."""
+    from bookvec.indexer import IndexOptions
+
+    store = open_backend("edge", tmp_path)
+    try:
+        with_links = [
+            BookPoint(p.title, p.vector, p.payload, sparse=([0, i + 1], [1.0, 1.0]))
+            for i, p in enumerate(points())
+        ]
+        options = IndexOptions(sparse="idf", sparse_weighting="bm25")
+        store.replace_all(with_links, vector_size=DIM, model_version=MODEL, options=options)
+        for mode in ("dense", "sparse", "hybrid"):
+            found = store.search_like("Pair", limit=5, mode=mode)
+            assert {h.title for h in found} == {"Solo", "Bare"}, mode
+            solo = next(h for h in found if h.title == "Solo")
+            assert solo.payload["genres"] == ["fantasy"], mode
+            assert solo.payload["authors"] == ["Ann Leckie"], mode
+    finally:
+        store.close()
