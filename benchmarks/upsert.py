@@ -53,6 +53,9 @@ from bookvec.indexer.edge import _create
 from bookvec.indexer.types import IndexOptions
 from bookvec.settings import QdrantSettings
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from store_write import spread  # noqa: E402  (the same summary as the store-layer benchmark)
+
 GENRES = ["fantasy", "crime", "romance", "poetry", "horror", "science fiction"]
 
 
@@ -131,14 +134,6 @@ def point_profile(n: int, dim: int) -> dict[str, float]:
             edge.Point(ids[i], vectors[i], payloads[i])
         out[name] = round((time.perf_counter() - start) / n * 1e6, 2)
     return out
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values)),
-        "min": round(min(values)),
-        "max": round(max(values)),
-    }
 
 
 # --- end to end -------------------------------------------------------------------------------
