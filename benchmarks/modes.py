@@ -42,8 +42,9 @@ def specs(sweep: bool, weights=(0.5, 1.0, 2.0, 4.0)):
     if not sweep:
         return {}
     out = {"rrf": Hybrid(fusion="rrf"), "dbsf": Hybrid(fusion="dbsf")}
+    out["raw1"] = Hybrid(fusion="formula", sparse_weight=1.0, normalise=False)  # the old default
     for w in weights:
-        out[f"formula{w:g}"] = Hybrid(fusion="formula", sparse_weight=w)
+        out[f"formula{w:g}"] = Hybrid(fusion="formula", sparse_weight=w)  # normalised
     return out
 
 
@@ -138,8 +139,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--weightings", nargs="+", default=[DEFAULT_WEIGHTING])
-    parser.add_argument("--sweep", action="store_true", help="also RRF, DBSF, formula weights")
-    parser.add_argument("--formula-weights", type=float, nargs="+", default=[0.5, 1, 2, 4])
+    parser.add_argument("--sweep", action="store_true", help="also RRF, DBSF, raw sum, weights")
+    parser.add_argument("--formula-weights", type=float, nargs="+", default=[0.5, 0.75, 1, 1.5])
     parser.add_argument("--probe", action="store_true")
     parser.add_argument("--config", help='TrainConfig overrides, JSON: {"negative_power": 0}')
     run(parser.parse_args())

@@ -57,6 +57,7 @@ def _render(result: dict[str, Any]) -> None:
         ("dimensions", store.get("dim")),
         ("sparse vectors", store.get("sparse") or ("none" if "backend" in store else None)),
         ("default search mode", store.get("search_mode")),
+        ("hybrid fusion", store.get("fusion")),
         ("status", status),
         ("location", store.get("location")),
     ]

@@ -213,15 +213,20 @@ class EdgeReads:
             return self._fused(shard, list(dense), sparse, limit, flt, exclude_ids)
         if not diverse and (mode == "dense" or (mode == "hybrid" and not has_sparse)):
             return self._nearest(shard, dense, limit, flt, exclude_ids)
+        edge_filter = filters.to_edge(flt, exclude_ids)
+        top = None
+        if mode == "hybrid" and has_sparse and self.hybrid.needs_top:
+            top = _sparse_top(shard, sparse, edge_filter)
         request = hybrid.edge_request(
             mode,
             list(dense),
             sparse,
             limit=limit,
-            flt=filters.to_edge(flt, exclude_ids),
+            flt=edge_filter,
             params=self._params,
             diverse=diverse,
             spec=self.hybrid,
+            sparse_top=top,
         )
         return hits(shard.query(request))
 
@@ -288,6 +293,19 @@ class EdgeReads:
                 pid, payload = payloads[key]
                 out.append(Hit(title=payload["title"], score=score, payload=payload, id=pid))
         return out
+
+
+def _sparse_top(shard: edge.EdgeShard, sparse, flt) -> float | None:
+    """The best sparse score under `flt` (the normalised formula's top; hybrid.py)."""
+    request = edge.QueryRequest(
+        limit=1,
+        query=edge.Query.Nearest(edge.SparseVector(*sparse), using=hybrid.SPARSE),
+        filter=flt,
+        with_payload=False,
+        with_vector=False,
+    )
+    found = shard.query(request)
+    return found[0].score if found else None
 
 
 def _over_fetch(query, limit, flt, exclude_ids, params, payload) -> tuple[Any, set[int]]:

@@ -273,15 +273,20 @@ class ServerStore(ServerWrites):
         """A search in `mode` (hybrid.py builds the query), optionally diversified by MMR."""
         if not hybrid.searchable(mode, sparse, self._has_sparse, f"collection {self.alias!r}"):
             return []
+        server_filter = filters.to_server(flt, exclude_ids)
+        top = None
+        if mode == "hybrid" and sparse is not None and sparse[0] and self.hybrid.needs_top:
+            top = self._sparse_top(sparse, server_filter)
         kwargs = hybrid.server_query(
             mode,
             list(dense),
             sparse,
             limit=check_limit(limit),
-            flt=filters.to_server(flt, exclude_ids),
+            flt=server_filter,
             params=self._search_params(),
             diverse=diverse,
             spec=self.hybrid,
+            sparse_top=top,
         )
         response = self._call(
             "search",
@@ -292,6 +297,21 @@ class ServerStore(ServerWrites):
             **kwargs,
         )
         return hits(response.points)
+
+    def _sparse_top(self, sparse: tuple[list[int], list[float]], flt: Any) -> float | None:
+        """The best sparse score under `flt`: the normalised formula's top (hybrid.py)."""
+        response = self._call(
+            "search",
+            self.client.query_points,
+            collection_name=self.alias,
+            query=models.SparseVector(indices=list(sparse[0]), values=list(sparse[1])),
+            using=hybrid.SPARSE,
+            query_filter=flt,
+            limit=1,
+            with_payload=False,
+            with_vectors=False,
+        )
+        return response.points[0].score if response.points else None
 
     def _search_params(self) -> Any:
         if self.local:

@@ -7,7 +7,14 @@ from typing import Any
 
 from bookvec.errors import BookvecError
 from bookvec.library.results import Info
-from bookvec.library.store import Home, default_mode, home_of, open_model_bundle, open_store
+from bookvec.library.store import (
+    Home,
+    default_mode,
+    fusion_of,
+    home_of,
+    open_model_bundle,
+    open_store,
+)
 
 
 def model_info(model: str | None = None, *, home: Home | None = None) -> dict[str, Any]:
@@ -63,6 +70,7 @@ def store_info(
         "location": details.location,
         "sparse": details.index.sparse_weighting if details.index.has_sparse else None,
         "search_mode": default_mode(details),
+        "fusion": fusion_of(details),
     }
 
 

@@ -115,6 +115,13 @@ def default_mode(info) -> str:
     return DEFAULT_MODE if info is not None and info.index.has_sparse else "dense"
 
 
+def fusion_of(info) -> str | None:
+    """How the default hybrid search fuses its two sides (None where it is not hybrid)."""
+    from bookvec.indexer.hybrid import DEFAULT_HYBRID, describe
+
+    return describe(DEFAULT_HYBRID) if default_mode(info) == "hybrid" else None
+
+
 def upserted_record(store, query: str, *, exact: bool = False):
     """The store's record (with its vector) of an upserted book a title names, or None."""
     from bookvec.errors import BookvecError

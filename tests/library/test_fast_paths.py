@@ -27,7 +27,7 @@ def test_round6_is_round_to_six_places():
 
 
 def test_fuse_is_the_formula_dense_plus_weighted_sparse():
-    spec = hybrid.Hybrid(sparse_weight=0.5)
+    spec = hybrid.Hybrid(sparse_weight=0.5, normalise=False)
     dense = {"a": 0.9, "b": 0.5, "c": 0.1}
     sparse = {"c": 2.0, "d": 1.0, "e": 1.0}
     best = hybrid.fuse([dense, sparse], spec, limit=4)
@@ -36,6 +36,20 @@ def test_fuse_is_the_formula_dense_plus_weighted_sparse():
     assert [k for k, _ in best] == ["c", "a", "b", "d"]
     assert best[0][1] == float(np.float32(0.1 + 0.5 * 2.0))
     assert hybrid.fuse([{}, {}], spec, limit=3) == []
+
+
+def test_the_normalised_formula_divides_sparse_by_its_best_score():
+    spec = hybrid.Hybrid(sparse_weight=0.5)  # normalised: dense + 0.5 * sparse / 2.0
+    dense = {"a": 0.9, "b": 0.5, "c": 0.1}
+    sparse = {"c": 2.0, "d": 1.0, "e": 1.0}
+    best = hybrid.fuse([dense, sparse], spec, limit=5)
+    assert [k for k, _ in best] == ["a", "c", "b", "d", "e"]
+    assert best[1][1] == float(np.float32(0.1 + 0.5 * 2.0 / 2.0))
+    assert best[3][1] == float(np.float32(0.25))
+    # the weight is scale-free: sparse scores ten times larger give the same ranking
+    tenfold = {k: 10 * v for k, v in sparse.items()}
+    assert [k for k, _ in hybrid.fuse([dense, tenfold], spec, limit=5)] == [k for k, _ in best]
+    assert spec.formula_weight(None) == 0.5 and spec.formula_weight(0.0) == 0.5
 
 
 @pytest.fixture(scope="module")
