@@ -4,16 +4,19 @@ they stay the same query (like filters.py).
 - dense: nearest by the cosine of the learned vectors (the unnamed vector);
 - sparse: nearest by the dot product of the `links` sparse vectors (the store's IDF modifier
   applied to the query when the collection has it);
-- hybrid: one prefetch of `prefetch` candidates per side, each with the full filter, then a
-  `Formula` over their scores, dense + w * sparse / top (a side that did not return a point
-  counts 0 for it), where top is the best sparse score among the candidates (the query's own
-  books left out), so that the weight means the same whatever the corpus's link counts make
-  of the raw scores. The server fuses them itself (top asked first, a one-point query); on
-  Edge both sides run as one query_batch and `fuse` applies the same formula (the same hits
-  for less CPU than Edge's fused query, whose dense prefetch checked the excluded ids point
-  by point; edge_read.py). Measured against the raw sum, RRF and DBSF (`benchmarks/modes.py`,
-  README "Search modes"): RRF kept only part of the author signal; the raw sum (w = 1) gave
-  up genre agreement on p15;
+- hybrid: one prefetch of `prefetch` candidates per side, each with the full filter, then
+  dense + w * sparse / top over the candidates, where top is the best sparse score among them
+  (the query's own books left out), so that the weight means the same whatever a corpus's
+  link counts make of BM25's sums; a candidate only the sparse side found gets its cosine from
+  its vector (sent with that side's answer), one only the dense side found counts 0 sparse.
+  Both backends ask for the two sides in one batch and `fuse` applies the formula (also less
+  CPU on Edge than its fused query, whose dense prefetch checked the excluded ids point by
+  point; edge_read.py). Measured against the raw sum, RRF, DBSF and Qdrant's own formula
+  (`benchmarks/modes.py --sweep`, README "Search modes"): RRF kept only part of the author
+  signal; the raw sum gave up genre agreement on p15; Qdrant's formula, where a point missing
+  from a side counts 0, lost half the author signal on the synthetic corpus (the same-author
+  books the dense side does not rank count only their sparse score). `--diverse` and the rrf /
+  dbsf fusions are Qdrant's own queries (there a point missing from a side counts 0);
 - diverse (MMR): the mode's top candidates re-ranked by Maximal Marginal Relevance over the
   dense vectors. Edge's `lambda_` is the relevance weight, the server's `diversity` is
   1 - lambda_ (checked: the same lists on both).
@@ -21,7 +24,10 @@ they stay the same query (like filters.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import operator
+import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,9 +47,10 @@ class Hybrid:
 
     fusion: str = "formula"  # "formula" | "rrf" | "dbsf"
     # formula: dense + w * sparse / top (normalise) or dense + w * sparse. Genre agreement /
-    # same-author recall@10, 3 seeds, p15 then the full-shape synthetic corpus: w 0.75
-    # normalised 0.548 / 0.760 and 0.761 / 0.286, raw w 1 0.530 / 0.764 and 0.755 / 0.286.
-    sparse_weight: float = 0.75
+    # same-author recall@10 (p15, 3 seeds; full-shape synthetic, seed 0), README: w 1
+    # normalised 0.546 / 0.763 and 0.761 / 0.286; the raw sum (w 1) 0.530 / 0.761 and 0.754 /
+    # 0.290; w 0.75 0.548 / 0.760 and 0.763 / 0.281.
+    sparse_weight: float = 1.0
     normalise: bool = True
     prefetch: int = 100  # candidates per side
     rrf_k: int = 60
@@ -164,22 +171,41 @@ def edge_request(
     )
 
 
-def fuse(sides: list[dict[Any, float]], spec: Hybrid, limit: int) -> list[tuple[Any, float]]:
-    """The formula fusion of Edge's query (``_edge_fusion``) over each side's {id: score}
-    candidates (in rank order): the `limit` best by dense + weight * sparse (weight:
-    ``spec.formula_weight`` of the best sparse score), a side that did not return a point
-    counting 0, summed in double precision and rounded to single, as Qdrant's formula scorer
-    does. Ties keep the order of first appearance (dense ranks first)."""
+def fuse(
+    sides: list[dict[Any, float]],
+    spec: Hybrid,
+    limit: int,
+    dense_of: dict[Any, float] | None = None,
+) -> list[tuple[Any, float]]:
+    """The formula over each side's {id: score} candidates (in rank order): the `limit` best
+    by dense + weight * sparse (weight: ``spec.formula_weight`` of the best sparse score), a
+    point the dense side did not return scored by `dense_of` (its cosine; 0 when absent there
+    too), one the sparse side did not return counting 0 sparse; summed in double precision and
+    rounded to single, as Qdrant's formula scorer does. Ties keep the order of first
+    appearance (dense ranks first)."""
     import heapq
     from array import array  # float32 rounding without numpy (not imported on a search)
 
     dense, sparse = sides
     weight = spec.formula_weight(max(sparse.values()) if sparse else None)
     fused = dict(dense)
+    missing = dense_of or {}
     for key, score in sparse.items():
-        fused[key] = fused.get(key, 0.0) + weight * score
+        base = fused.get(key)
+        fused[key] = (missing.get(key, 0.0) if base is None else base) + weight * score
     rounded = array("f", fused.values()).tolist()
     return heapq.nlargest(limit, zip(fused, rounded, strict=True), key=lambda item: item[1])
+
+
+def unit(vector: Sequence[float]) -> list[float]:
+    """The query as the stores compare it (cosine: their vectors are stored unit-length)."""
+    norm = math.sqrt(math.fsum(x * x for x in vector))
+    return [x / norm for x in vector] if norm > 0 else list(vector)
+
+
+def cosine(query_unit: Sequence[float], stored: Sequence[float]) -> float:
+    """A stored (unit) vector's cosine with the unit query, in single precision as the store's."""
+    return struct.unpack("f", struct.pack("f", math.fsum(map(operator.mul, query_unit, stored))))[0]
 
 
 def _edge_fusion(spec: Hybrid, weight: float) -> Any:

@@ -33,6 +33,7 @@ from bookvec.indexer.points import (
     hits,
     ids_by_title,
     recommend_both,
+    stored_payload,
 )
 from bookvec.indexer.retry import Retry
 from bookvec.indexer.server_client import (  # noqa: F401 - ServerOptions, connect: for callers
@@ -274,6 +275,9 @@ class ServerStore(ServerWrites):
         if not hybrid.searchable(mode, sparse, self._has_sparse, f"collection {self.alias!r}"):
             return []
         server_filter = filters.to_server(flt, exclude_ids)
+        has_sparse = sparse is not None and bool(sparse[0])
+        if not diverse and mode == "hybrid" and has_sparse and self.hybrid.fusion == "formula":
+            return self._fused(list(dense), sparse, check_limit(limit), server_filter)
         top = None
         if mode == "hybrid" and sparse is not None and sparse[0] and self.hybrid.needs_top:
             top = self._sparse_top(sparse, server_filter)
@@ -297,6 +301,55 @@ class ServerStore(ServerWrites):
             **kwargs,
         )
         return hits(response.points)
+
+    def _fused(self, dense: list[float], sparse, limit: int, flt: Any) -> list[Hit]:
+        """Hybrid with the formula fusion, as on Edge (edge_read.py): both sides' candidates
+        under the filter in one batch, `hybrid.fuse` over them (the sparse side's dense vectors
+        give the cosine of a point the dense side missed), then the winners' payloads."""
+        pool = hybrid.prefetch_limit(self.hybrid, limit, False)
+        requests = [
+            models.QueryRequest(
+                query=dense, filter=flt, params=self._search_params(), limit=pool,
+                with_payload=False, with_vector=False,
+            ),
+            models.QueryRequest(
+                query=models.SparseVector(indices=list(sparse[0]), values=list(sparse[1])),
+                using=hybrid.SPARSE, filter=flt, limit=pool, with_payload=False,
+                with_vector=True,
+            ),
+        ]  # fmt: skip
+        dense_side, sparse_side = self._call(
+            "search",
+            self.client.query_batch_points,
+            collection_name=self.alias,
+            requests=requests,
+        )
+        sides = [{str(p.id): p.score for p in dense_side.points}]
+        sides.append({str(p.id): p.score for p in sparse_side.points})
+        query = hybrid.unit(dense)
+        dense_of = {}
+        for point in sparse_side.points:
+            key = str(point.id)
+            vector = hybrid.split_vector(point.vector)[0]
+            if key not in sides[0] and vector:
+                dense_of[key] = hybrid.cosine(query, vector)
+        best = hybrid.fuse(sides, self.hybrid, limit, dense_of)
+        if not best:
+            return []
+        records = self._call(
+            "search",
+            self.client.retrieve,
+            collection_name=self.alias,
+            ids=[key for key, _ in best],
+            with_payload=True,
+            with_vectors=False,
+        )
+        payloads = {str(rec.id): stored_payload(rec.payload) for rec in records}
+        return [
+            Hit(title=payloads[key]["title"], score=score, payload=payloads[key], id=key)
+            for key, score in best
+            if key in payloads
+        ]
 
     def _sparse_top(self, sparse: tuple[list[int], list[float]], flt: Any) -> float | None:
         """The best sparse score under `flt`: the normalised formula's top (hybrid.py)."""

@@ -50,6 +50,16 @@ def test_the_normalised_formula_divides_sparse_by_its_best_score():
     tenfold = {k: 10 * v for k, v in sparse.items()}
     assert [k for k, _ in hybrid.fuse([dense, tenfold], spec, limit=5)] == [k for k, _ in best]
     assert spec.formula_weight(None) == 0.5 and spec.formula_weight(0.0) == 0.5
+    # a point only the sparse side found is scored with its cosine when the caller has it
+    with_cosine = hybrid.fuse([dense, sparse], spec, limit=5, dense_of={"d": 0.8})
+    assert with_cosine[0] == ("d", float(np.float32(0.8 + 0.25)))
+
+
+def test_cosine_is_the_stores_single_precision_cosine():
+    query = hybrid.unit([3.0, 4.0])
+    assert query == [0.6, 0.8]
+    assert hybrid.cosine(query, [0.6, 0.8]) == float(np.float32(1.0))
+    assert hybrid.cosine(query, [1.0, 0.0]) == float(np.float32(0.6))
 
 
 @pytest.fixture(scope="module")
