@@ -211,11 +211,20 @@ _OPTIMIZE = (
 )
 
 
+def dense_indexed(shard: edge.EdgeShard, info: Any = None) -> int:
+    """Dense vectors in an HNSW graph. Edge's `indexed_vectors_count` adds every stored
+    sparse vector (each sits in its inverted index, graph or not), so those are taken off."""
+    info = info or shard.info()
+    has_sparse = edge.Filter(must=[edge.HasVectorCondition(hybrid.SPARSE)])
+    sparse = shard.count(edge.CountRequest(filter=has_sparse, exact=True))
+    return info.indexed_vectors_count - sparse
+
+
 def _needs_index(shard: edge.EdgeShard, threshold: int) -> bool:
     """Enough points outside any HNSW graph (`threshold`: edge.indexing_threshold) for
     optimize() to build one (a long job)."""
     info = shard.info()
-    return info.points_count - info.indexed_vectors_count >= threshold
+    return info.points_count - dense_indexed(shard, info) >= threshold
 
 
 def _optimized(shard: edge.EdgeShard, path: Path, threshold: int) -> edge.EdgeShard:

@@ -1,0 +1,91 @@
+"""The embedded store's write side: when the HNSW build leaves the calling process."""
+
+from __future__ import annotations
+
+import numpy as np
+import qdrant_edge as edge
+
+from bookvec.indexer import BookPoint, IndexOptions, edge_shard, open_store
+from bookvec.indexer import edge as edge_store
+from bookvec.settings import QdrantSettings
+
+DIM = 8
+
+
+def points(n: int, *, sparse: bool) -> list[BookPoint]:
+    rng = np.random.default_rng(0)
+    return [
+        BookPoint(
+            f"Book {i}",
+            rng.standard_normal(DIM),
+            {"genres": ["fantasy"]},
+            sparse=([i % 50, 60 + i % 7], [1.0, 0.5]) if sparse else None,
+        )
+        for i in range(n)
+    ]
+
+
+def shard_with(tmp_path, n: int, *, sparse: bool, threshold_kb: int) -> edge.EdgeShard:
+    options = IndexOptions(sparse="idf" if sparse else "none")
+    shard = edge_shard.create_shard(
+        tmp_path / "shard", DIM, options, indexing_kb=threshold_kb, full_scan_kb=threshold_kb
+    )
+    items = [
+        edge_shard.Prepared(
+            f"00000000-0000-0000-0000-{i:012d}", p.title, list(p.vector), {}, p.sparse
+        )
+        for i, p in enumerate(points(n, sparse=sparse))
+    ]
+    edge_shard._write(shard, [items], None)
+    return shard
+
+
+def test_unindexed_count_leaves_the_sparse_vectors_out(tmp_path):
+    """Edge's indexed_vectors_count counts every stored sparse vector as indexed: with one per
+    point, a plain segment looked fully indexed and the HNSW build never left the process."""
+    shard = shard_with(tmp_path, 600, sparse=True, threshold_kb=1)
+    try:
+        assert shard.info().indexed_vectors_count == 600  # the sparse ones, no graph yet
+        assert edge_shard.dense_indexed(shard) == 0
+        assert edge_shard._needs_index(shard, 32)
+        assert not edge_shard._needs_index(shard, 601)
+        shard.optimize()
+        assert edge_shard.dense_indexed(shard) == 600  # now in the graph
+        assert not edge_shard._needs_index(shard, 32)
+    finally:
+        shard.close()
+
+
+def test_unindexed_count_without_sparse_vectors(tmp_path):
+    shard = shard_with(tmp_path, 300, sparse=False, threshold_kb=1)
+    try:
+        assert edge_shard.dense_indexed(shard) == 0 and edge_shard._needs_index(shard, 32)
+        shard.optimize()
+        assert edge_shard.dense_indexed(shard) == 300
+    finally:
+        shard.close()
+
+
+def test_a_build_past_the_threshold_is_optimized_in_a_child(tmp_path, monkeypatch):
+    """Sparse store, above the (lowered) threshold: the graph is built by the child process,
+    the store's info counts dense vectors in the graph, and searches find the points."""
+    monkeypatch.setattr(edge_store, "INDEXING_THRESHOLD_KB", 1)  # 32 8-d points
+    children = []
+    real = edge_shard._optimize_in_child
+    monkeypatch.setattr(
+        edge_shard,
+        "_optimize_in_child",
+        lambda path, in_place: children.append(path) or real(path, in_place=in_place),
+    )
+    data = points(500, sparse=True)
+    with open_store(QdrantSettings(), path=tmp_path) as store:
+        store.replace_all(
+            data, vector_size=DIM, model_version="a", options=IndexOptions(sparse="idf")
+        )
+        assert len(children) == 1
+        assert store.info().indexed_vectors == 500
+        assert store.count() == 500
+        hit = store.search(data[7].vector, limit=1)[0]
+        assert hit.title == "Book 7"
+        store.upsert(points(10, sparse=True)[:3])  # unchanged: nothing written, no build
+        assert len(children) == 1
