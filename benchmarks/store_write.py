@@ -204,6 +204,107 @@ def profile(data: list[BookPoint], tmp: Path) -> dict[str, float]:
     return out
 
 
+# --vary: one thing changed at a time against bookvec's own write (`base`): Edge's side only
+# (points built before the clock starts), so what each setting costs Edge's insert shows
+VARIANTS = (
+    "base",
+    "batch 512",
+    "batch 8192",
+    "no payload",
+    "no sparse vector",
+    "no payload indexes",
+    "payload indexes after the load",
+    "WAL on",
+    "flush every batch",
+    "payload in RAM (Cached)",
+    "no gc during the load",
+)
+
+
+def _shard_for(path: Path, variant: str) -> edge.EdgeShard:
+    shutil.rmtree(path, ignore_errors=True)
+    options = IndexOptions(sparse="none") if variant == "no sparse vector" else OPTIONS
+    if variant in ("base", "batch 512", "batch 8192", "no payload", "no sparse vector"):
+        return _create(path, DIM, options)
+    if variant in ("flush every batch", "no gc during the load"):
+        return _create(path, DIM, options)
+    config = edge.EdgeConfig(
+        vectors=edge.EdgeVectorParams(size=DIM, distance=edge.Distance.Cosine),
+        sparse_vectors={"links": edge.EdgeSparseVectorParams(full_scan_threshold=100)},
+        hnsw_config=edge.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
+        optimizers=edge.EdgeOptimizersConfig(indexing_threshold=10_000),
+        wal_enabled=variant == "WAL on",
+        payload_memory=edge.Memory.Cached if variant.startswith("payload in RAM") else None,
+    )
+    shard = edge.EdgeShard.create(str(path), config)
+    if variant not in ("no payload indexes", "payload indexes after the load"):
+        _field_indexes(shard)
+    return shard
+
+
+def _field_indexes(shard: edge.EdgeShard) -> None:
+    from bookvec.indexer.types import INTEGER_FIELDS, KEYWORD_FIELDS
+
+    for field in KEYWORD_FIELDS:
+        shard.update(edge.UpdateOperation.create_field_index(field, edge.PayloadSchemaType.Keyword))
+    for field in INTEGER_FIELDS:
+        shard.update(edge.UpdateOperation.create_field_index(field, edge.PayloadSchemaType.Integer))
+
+
+def vary_once(path: Path, prepared: list, variant: str) -> dict[str, float]:
+    """Points/s of Edge's side (update + flush, and the indexes when made after), its CPU
+    microseconds per point (all threads), and the segments it left (1: nothing optimised)."""
+    import gc
+
+    from bookvec.indexer.points import edge_payload
+
+    batch = {"batch 512": 512, "batch 8192": 8192}.get(variant, BATCH)
+    points = [
+        edge.Point(
+            p.id,
+            p.vector if variant == "no sparse vector" else _edge_vector(p),
+            None if variant == "no payload" else edge_payload(p.payload),
+        )
+        for p in prepared
+    ]
+    shard = _shard_for(path, variant)
+    try:
+        if variant == "no gc during the load":
+            gc.disable()
+        start, cpu = time.perf_counter(), time.process_time()
+        for k in range(0, len(points), batch):
+            shard.update(edge.UpdateOperation.upsert_points(points[k : k + batch]))
+            if variant == "flush every batch":
+                shard.flush()
+        if variant == "payload indexes after the load":
+            _field_indexes(shard)
+        shard.flush()
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        gc.enable()
+        segments = shard.info().segments_count
+    finally:
+        gc.enable()
+        shard.close()
+        shutil.rmtree(path, ignore_errors=True)
+    n = len(points)
+    return {"points_per_s": n / seconds, "cpu_us": cpu / n * 1e6, "segments": segments}
+
+
+def vary(prepared: list, tmp: Path, runs: int) -> dict[str, dict]:
+    found: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    for _ in range(runs):  # interleaved: the machine's load hits every variant alike
+        for variant in VARIANTS:
+            found[variant].append(vary_once(tmp / "vary", prepared, variant))
+    out = {}
+    for variant, rows in found.items():
+        out[variant] = {
+            "points_per_s": spread([r["points_per_s"] for r in rows]),
+            "cpu_us_per_point": spread([r["cpu_us"] for r in rows]),
+            "segments": max(r["segments"] for r in rows),
+        }
+    return out
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {
         "median": round(statistics.median(values)),
@@ -218,10 +319,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--vary", action="store_true", help="only Edge's side, one setting changed at a time"
+    )
     args = parser.parse_args()
     result: dict = {"runs": args.runs, "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="bookvec-store-write-") as name:
         tmp = Path(name)
+        if args.vary:
+            for size in args.sizes:
+                prepared = [p for b in batched(books(size, 1)) for p in prepare_batch(b, DIM)]
+                result["sizes"][size] = vary(prepared, tmp, args.runs)
+            print(json.dumps(result, indent=None if args.json else 2))
+            return
         for size in args.sizes:
             data = books(size, 1)
             extra = books(BATCH, 2, prefix="New")

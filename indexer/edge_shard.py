@@ -29,7 +29,14 @@ from bookvec.errors import ConfigError, StoreError, StoreLockedError
 from bookvec.indexer import hybrid
 from bookvec.indexer.catalogue import SOURCE_FIELD, UPSERTED
 from bookvec.indexer.generations import SHARD, GenerationMeta, Opened, copy_tree, id_checksum
-from bookvec.indexer.points import Prepared, batched, edge_payload, stored_payload
+from bookvec.indexer.points import (
+    PACKED,
+    Prepared,
+    batched,
+    edge_payload,
+    few_collections,
+    stored_payload,
+)
 from bookvec.indexer.types import INTEGER_FIELDS, KEYWORD_FIELDS, IndexOptions, Progress
 
 SCROLL_PAGE = 1000
@@ -93,8 +100,9 @@ def _search_params(options: IndexOptions) -> edge.SearchParams:
 def _stored_hashes(shard: edge.EdgeShard, items: list[Prepared]) -> dict[str, str | None]:
     stored: dict[str, str | None] = {}
     for ids in batched([item.id for item in items], SCROLL_PAGE):
-        for rec in shard.retrieve(ids, with_payload=["content_hash"], with_vector=False):
-            stored[str(rec.id)] = (rec.payload or {}).get("content_hash")
+        wanted = ["content_hash", PACKED]  # packed by edge_payload, or not (older stores)
+        for rec in shard.retrieve(ids, with_payload=wanted, with_vector=False):
+            stored[str(rec.id)] = stored_payload(rec.payload).get("content_hash")
     return stored
 
 
@@ -166,9 +174,12 @@ def _write(
 
     from bookvec.signals import block_in_this_thread
 
-    with ThreadPoolExecutor(
-        1, thread_name_prefix="bookvec-edge-write", initializer=block_in_this_thread
-    ) as pool:
+    with (
+        few_collections(),
+        ThreadPoolExecutor(
+            1, thread_name_prefix="bookvec-edge-write", initializer=block_in_this_thread
+        ) as pool,
+    ):
         try:
             for items in batches:
                 points = [

@@ -89,3 +89,56 @@ def test_a_build_past_the_threshold_is_optimized_in_a_child(tmp_path, monkeypatc
         assert hit.title == "Book 7"
         store.upsert(points(10, sparse=True)[:3])  # unchanged: nothing written, no build
         assert len(children) == 1
+
+
+def test_unfiltered_fields_are_written_as_one_string_and_read_back():
+    from bookvec.indexer.points import PACKED, edge_payload, stored_payload
+
+    payload = {
+        "title": "T",
+        "genres": ["fantasy"],
+        "author": "Zoë",
+        "language": None,
+        "publisher": "Gollancz",
+        "content_hash": "ab" * 16,
+        "links": '["a", "b"]',
+        "year": 1999,
+    }
+    written = edge_payload(payload)
+    assert set(written) == {"title", "genres", "year", PACKED}
+    assert written["title"] == "T" and written["year"] == 1999  # what filters and listings read
+    assert stored_payload(written) == payload
+    assert payload["author"] == "Zoë"  # not changed in place
+    odd = {"author": "a\ud800", "publisher": "P", "content_hash": "c"}  # a lone surrogate
+    assert edge_payload(odd) == odd  # left as it was: JSON cannot carry it
+    assert edge_payload({"author": 3, "publisher": "P"}) == {"author": 3, "publisher": "P"}
+
+
+def test_packed_store_filters_reads_and_finds_upserts_unchanged(tmp_path):
+    from bookvec.indexer import BookFilter, point_id
+    from bookvec.indexer.points import PACKED
+
+    data = [
+        BookPoint(
+            f"Book {i}",
+            np.random.default_rng(i).standard_normal(DIM),
+            {"genres": ["fantasy"], "author": "Ann Leckie", "publisher": "Orbit", "year": 2000 + i},
+        )
+        for i in range(5)
+    ]
+    with open_store(QdrantSettings(), path=tmp_path) as store:
+        store.replace_all(data, vector_size=DIM, model_version="a")
+        shard = store._require()[1]
+        (raw,) = shard.retrieve([point_id("Book 1")], with_payload=True, with_vector=False)
+        assert PACKED in raw.payload and "author" not in raw.payload
+        got = store.get(["Book 1"])["Book 1"].payload
+        assert got["author"] == "Ann Leckie" and got["publisher"] == "Orbit"
+        assert len(got["content_hash"]) == 32
+        by_author = BookFilter(author="ann leckie", year_from=2003)
+        assert {h.title for h in store.search(data[0].vector, limit=9, filter=by_author)} == {
+            "Book 3",
+            "Book 4",
+        }
+        assert store.search(data[2].vector, limit=1)[0].payload["author"] == "Ann Leckie"
+        report = store.upsert(data)  # content hashes read back from the packed string
+        assert (report.added, report.updated, report.unchanged) == (0, 0, 5)
