@@ -231,16 +231,37 @@ def dense_indexed(shard: edge.EdgeShard, info: Any = None) -> int:
     return info.indexed_vectors_count - sparse
 
 
+# Bytes Edge counts per sparse-vector entry against its indexing threshold (index, weight and
+# its storage's overhead; measured: a shard of 50-d points with 20 entries each got its graph
+# at 41-43k points, not the 51k its dense vectors alone would need).
+SPARSE_ENTRY_BYTES = 12
+SAMPLED = 256  # points whose sparse vectors give the mean entry count
+
+
+def index_threshold(shard: edge.EdgeShard, vector_size: int, threshold_bytes: int) -> int:
+    """Points a segment holds before optimize() builds its graph: its dense vectors (4 bytes a
+    dimension) or its sparse ones reach Edge's indexing threshold, whichever comes first."""
+    request = edge.ScrollRequest(limit=SAMPLED, with_payload=False, with_vector=True)
+    records, _ = shard.scroll(request)  # (naming the sparse vector fails on a shard without)
+    vectors = [r.vector for r in records if isinstance(r.vector, dict)]
+    entries = [len(v[hybrid.SPARSE].indices) for v in vectors if hybrid.SPARSE in v]
+    mean = sum(entries) / len(records) if records else 0.0
+    return int(threshold_bytes // max(4 * vector_size, SPARSE_ENTRY_BYTES * mean, 1))
+
+
 def _needs_index(shard: edge.EdgeShard, threshold: int) -> bool:
-    """Enough points outside any HNSW graph (`threshold`: edge.indexing_threshold) for
-    optimize() to build one (a long job)."""
+    """Enough points outside any HNSW graph (`threshold`: index_threshold) for optimize() to
+    build one (a long job)."""
     info = shard.info()
     return info.points_count - dense_indexed(shard, info) >= threshold
 
 
-def _optimized(shard: edge.EdgeShard, path: Path, threshold: int) -> edge.EdgeShard:
-    """A build's shard (at `path`) after Edge's optimizers; Ctrl-C stops them at once."""
-    if not _needs_index(shard, threshold):
+def _optimized(
+    shard: edge.EdgeShard, path: Path, vector_size: int, threshold_bytes: int
+) -> edge.EdgeShard:
+    """A build's shard (at `path`) after Edge's optimizers; Ctrl-C stops them at once. A build
+    of the graph runs in a child process (it holds the GIL throughout, and its memory)."""
+    if not _needs_index(shard, index_threshold(shard, vector_size, threshold_bytes)):
         shard.optimize()
         return shard
     shard.close()

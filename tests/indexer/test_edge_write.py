@@ -66,6 +66,38 @@ def test_unindexed_count_without_sparse_vectors(tmp_path):
         shard.close()
 
 
+def test_the_threshold_counts_sparse_vectors_when_they_weigh_more(tmp_path):
+    """Edge indexes a segment once its dense OR its sparse vectors reach the threshold's
+    bytes: with 20 entries a point (~240 bytes) before 8-d dense vectors' 32 bytes would."""
+    shard = shard_with(tmp_path, 100, sparse=False, threshold_kb=1)
+    try:
+        assert edge_shard.index_threshold(shard, DIM, 10_240) == 320  # 32 bytes a point
+    finally:
+        shard.close()
+    options = IndexOptions(sparse="idf")
+    path = tmp_path / "wide"
+    shard = edge_shard.create_shard(path, DIM, options, indexing_kb=10, full_scan_kb=10)
+    try:
+        rng = np.random.default_rng(1)
+        items = [
+            edge_shard.Prepared(
+                f"00000000-0000-0000-0000-{i:012d}",
+                f"B {i}",
+                rng.standard_normal(DIM).tolist(),
+                {},
+                (sorted(rng.choice(1000, 20, replace=False).tolist()), [1.0] * 20),
+            )
+            for i in range(300)
+        ]
+        edge_shard._write(shard, [items], None)
+        threshold = edge_shard.index_threshold(shard, DIM, 10_240)
+        assert threshold == 10_240 // (edge_shard.SPARSE_ENTRY_BYTES * 20) == 42
+        shard.optimize()  # Edge agrees: 300 points of 20 entries are past 10 KB
+        assert edge_shard.dense_indexed(shard) == 300
+    finally:
+        shard.close()
+
+
 def test_a_build_past_the_threshold_is_optimized_in_a_child(tmp_path, monkeypatch):
     """Sparse store, above the (lowered) threshold: the graph is built by the child process,
     the store's info counts dense vectors in the graph, and searches find the points."""
