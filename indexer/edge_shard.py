@@ -4,9 +4,10 @@ census. Functions only; the generations they live in are generations.py's.
 Writing fast: what a bulk load costs per point is mostly turning the payload into Edge's
 (qdrant-edge-py tries bool, u64, i64 and f64 before str, each failure a Python exception, and
 a list fails all five before its items are converted: so a one-string list is written as
-that string, `points.edge_payload`) and Edge's own insert with the payload indexes;
-`benchmarks/store_write.py` profiles both. The insert releases the GIL, so `_write`
-converts batch k+1 while Edge writes batch k.
+that string and the unfiltered fields as one JSON string, `points.edge_payload`) and Edge's
+own insert with the payload indexes (about half of its time; `benchmarks/store_write.py
+--vary`). The insert releases the GIL, so `_write` converts batch k+1 while Edge writes
+batch k. The HNSW build, once a segment passes Edge's indexing threshold, runs in a child.
 """
 
 from __future__ import annotations
