@@ -9,8 +9,9 @@ The points are what bookvec writes for a trained corpus: 50-d vectors, a sparse 
 publisher, year, source, content_hash, plus the filter keys author_keys / country_key).
 
 Per size and run, interleaved so that the machine's load hits all alike:
-- raw: `edge.Point` + `UpdateOperation.upsert_points` + `shard.update` in batches of 2,048
-  into a shard made as bookvec makes it (payload indexes first), then `flush()`: the floor.
+- raw: `edge.Point` (the payload as bookvec writes it, `edge_payload`) +
+  `UpdateOperation.upsert_points` + `shard.update` in batches of 2,048 into a shard made as
+  bookvec makes it (payload indexes first), then `flush()`: the floor.
 - store: `EdgeStore.replace_all` (a new generation: checks, payload completion, conversion
   overlapped with Edge's insert, flush, census, publish). Its write phase is timed from the
   call to the last progress report (every point stored); above Edge's indexing threshold
@@ -25,6 +26,13 @@ failure a Python exception), the same with leaner payloads bookvec does not writ
 filtered fields only; those plus the rest as one JSON string) to show what they would buy,
 `upsert_points`, `update` with and without payload, `flush`, and the copy of a generation's
 shard. Medians over --runs with min..max.
+
+    python benchmarks/store_write.py --vary --sizes 30000 --runs 3
+
+changes one thing at a time against bookvec's own write, on Edge's side only (points built
+before the clock): batch size, no payload, no sparse vector, no payload indexes or indexes
+made after the load, WAL on, a flush per batch, payload in RAM, no gc; points/s, CPU us a
+point (all threads) and the segments left (1: no optimisation ran during the load).
 Machine: 2 shared cores; timings move with the load of other processes.
 """
 
@@ -44,7 +52,7 @@ import qdrant_edge as edge
 from bookvec.indexer import BookPoint, IndexOptions, open_store
 from bookvec.indexer.edge import _create, _edge_vector
 from bookvec.indexer.generations import copy_tree
-from bookvec.indexer.points import BATCH, batched, dedupe, prepare_batch
+from bookvec.indexer.points import BATCH, batched, dedupe, edge_payload, prepare_batch
 from bookvec.settings import QdrantSettings
 
 GENRES = ["fantasy", "crime", "romance", "poetry", "horror", "science fiction", "history"]
@@ -91,7 +99,7 @@ def raw_write(path: Path, prepared: list, dim: int) -> float:
     try:
         start = time.perf_counter()
         for batch in batched(prepared, BATCH):
-            points = [edge.Point(p.id, _edge_vector(p), p.payload) for p in batch]
+            points = [edge.Point(p.id, _edge_vector(p), edge_payload(p.payload)) for p in batch]
             shard.update(edge.UpdateOperation.upsert_points(points))
         shard.flush()
         return time.perf_counter() - start
@@ -153,6 +161,15 @@ def profile(data: list[BookPoint], tmp: Path) -> dict[str, float]:
             lambda: points.extend(
                 edge.Point(p.id, v, p.payload) for p, v in zip(prepared, vectors, strict=True)
             )
+        ),
+        n,
+    )
+    out["edge.Point, as bookvec writes it (edge_payload)"] = per_point(
+        timed(
+            lambda: [
+                edge.Point(p.id, v, edge_payload(p.payload))
+                for p, v in zip(prepared, vectors, strict=True)
+            ]
         ),
         n,
     )
@@ -255,8 +272,6 @@ def vary_once(path: Path, prepared: list, variant: str) -> dict[str, float]:
     """Points/s of Edge's side (update + flush, and the indexes when made after), its CPU
     microseconds per point (all threads), and the segments it left (1: nothing optimised)."""
     import gc
-
-    from bookvec.indexer.points import edge_payload
 
     batch = {"batch 512": 512, "batch 8192": 8192}.get(variant, BATCH)
     points = [
