@@ -5,6 +5,7 @@
     python benchmarks/serve.py                       # 37,020 books, 2 workers
     python benchmarks/serve.py --scale 10            # + 370,200 books
     python benchmarks/serve.py --workers 1 2 --duration 5 --repeats 3 --json
+    python benchmarks/serve.py --upsert-only --writer-nice 10 5 0   # the upsert under load only
 
 Store: a model trained on the shared p15 sample (or --data FILE) and indexed as `bookvec index`
 does (dense + the default sparse vectors); above the bundle's own count every extra point is a
@@ -396,12 +397,38 @@ def _points(info: dict) -> int | None:
 # --- main ----------------------------------------------------------------------------------------
 
 
+def upsert_only(args, home: Path, store: dict, table: dict, tool: str, tmp: Path) -> dict:
+    """--upsert-only: the upsert under load alone, once per --writer-nice, each on a fresh
+    copy of the store (same books, same upsert)."""
+    out = {}
+    for nice in args.writer_nice or [None]:
+        run_home = tmp / "run-home"
+        shutil.rmtree(run_home, ignore_errors=True)
+        shutil.copytree(home, run_home, symlinks=True)
+        if nice is not None:
+            os.environ["BOOKVEC_WRITER_NICE"] = str(nice)
+        try:
+            with Served(run_home, args.workers[-1]) as server:
+                found = upsert_under_load(server, store, tool, table["similar"]["http"], 900, tmp)
+        finally:
+            os.environ.pop("BOOKVEC_WRITER_NICE", None)
+        out[f"nice_{10 if nice is None else nice}"] = found
+        print(f"  writer nice {nice}: {json.dumps(found)}", file=sys.stderr)
+    shutil.rmtree(tmp / "run-home", ignore_errors=True)
+    return out
+
+
 def run_size(args, n: int, tool: str, tmp: Path) -> dict:
     home = tmp / f"home-{n}"
     home.mkdir()
     train(home, args.data)
     store = build_store(home, n)
     table = calls(store, args.mode)
+    if args.upsert_only:
+        result = {"books": store["points"], "upsert_under_load": {}}
+        result["upsert_under_load"] = upsert_only(args, home, store, table, tool, tmp)
+        shutil.rmtree(home, ignore_errors=True)
+        return result
     result: dict = {"books": store["points"], "index_seconds": store["seconds"], "calls": {}}
     import bookvec
 
@@ -454,6 +481,12 @@ def main() -> None:
     parser.add_argument("--cli-runs", type=int, default=5)
     parser.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default=None)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--upsert-only", action="store_true", help="only the upsert under load (no call loads)"
+    )
+    parser.add_argument(
+        "--writer-nice", type=int, nargs="+", help="with --upsert-only: writer niceness values"
+    )
     args = parser.parse_args()
     tool = "wrk" if shutil.which("wrk") else "oha" if shutil.which("oha") else None
     if tool is None:

@@ -9,8 +9,9 @@ The points are what bookvec writes for a trained corpus: 50-d vectors, a sparse 
 publisher, year, source, content_hash, plus the filter keys author_keys / country_key).
 
 Per size and run, interleaved so that the machine's load hits all alike:
-- raw: `edge.Point` + `UpdateOperation.upsert_points` + `shard.update` in batches of 2,048
-  into a shard made as bookvec makes it (payload indexes first), then `flush()`: the floor.
+- raw: `edge.Point` (the payload as bookvec writes it, `edge_payload`) +
+  `UpdateOperation.upsert_points` + `shard.update` in batches of 2,048 into a shard made as
+  bookvec makes it (payload indexes first), then `flush()`: the floor.
 - store: `EdgeStore.replace_all` (a new generation: checks, payload completion, conversion
   overlapped with Edge's insert, flush, census, publish). Its write phase is timed from the
   call to the last progress report (every point stored); above Edge's indexing threshold
@@ -25,6 +26,13 @@ failure a Python exception), the same with leaner payloads bookvec does not writ
 filtered fields only; those plus the rest as one JSON string) to show what they would buy,
 `upsert_points`, `update` with and without payload, `flush`, and the copy of a generation's
 shard. Medians over --runs with min..max.
+
+    python benchmarks/store_write.py --vary --sizes 30000 --runs 3
+
+changes one thing at a time against bookvec's own write, on Edge's side only (points built
+before the clock): batch size, no payload, no sparse vector, no payload indexes or indexes
+made after the load, WAL on, a flush per batch, payload in RAM, no gc; points/s, CPU us a
+point (all threads) and the segments left (1: no optimisation ran during the load).
 Machine: 2 shared cores; timings move with the load of other processes.
 """
 
@@ -44,7 +52,7 @@ import qdrant_edge as edge
 from bookvec.indexer import BookPoint, IndexOptions, open_store
 from bookvec.indexer.edge import _create, _edge_vector
 from bookvec.indexer.generations import copy_tree
-from bookvec.indexer.points import BATCH, batched, dedupe, prepare_batch
+from bookvec.indexer.points import BATCH, batched, dedupe, edge_payload, prepare_batch
 from bookvec.settings import QdrantSettings
 
 GENRES = ["fantasy", "crime", "romance", "poetry", "horror", "science fiction", "history"]
@@ -91,7 +99,7 @@ def raw_write(path: Path, prepared: list, dim: int) -> float:
     try:
         start = time.perf_counter()
         for batch in batched(prepared, BATCH):
-            points = [edge.Point(p.id, _edge_vector(p), p.payload) for p in batch]
+            points = [edge.Point(p.id, _edge_vector(p), edge_payload(p.payload)) for p in batch]
             shard.update(edge.UpdateOperation.upsert_points(points))
         shard.flush()
         return time.perf_counter() - start
@@ -156,6 +164,15 @@ def profile(data: list[BookPoint], tmp: Path) -> dict[str, float]:
         ),
         n,
     )
+    out["edge.Point, as bookvec writes it (edge_payload)"] = per_point(
+        timed(
+            lambda: [
+                edge.Point(p.id, v, edge_payload(p.payload))
+                for p, v in zip(prepared, vectors, strict=True)
+            ]
+        ),
+        n,
+    )
     # what leaner payloads would cost (not what bookvec writes): the fields filters need only,
     # and everything else as one JSON string beside them
     lean = [{k: p.payload.get(k) for k in FILTERED} for p in prepared]
@@ -204,6 +221,105 @@ def profile(data: list[BookPoint], tmp: Path) -> dict[str, float]:
     return out
 
 
+# --vary: one thing changed at a time against bookvec's own write (`base`): Edge's side only
+# (points built before the clock starts), so what each setting costs Edge's insert shows
+VARIANTS = (
+    "base",
+    "batch 512",
+    "batch 8192",
+    "no payload",
+    "no sparse vector",
+    "no payload indexes",
+    "payload indexes after the load",
+    "WAL on",
+    "flush every batch",
+    "payload in RAM (Cached)",
+    "no gc during the load",
+)
+
+
+def _shard_for(path: Path, variant: str) -> edge.EdgeShard:
+    shutil.rmtree(path, ignore_errors=True)
+    options = IndexOptions(sparse="none") if variant == "no sparse vector" else OPTIONS
+    if variant in ("base", "batch 512", "batch 8192", "no payload", "no sparse vector"):
+        return _create(path, DIM, options)
+    if variant in ("flush every batch", "no gc during the load"):
+        return _create(path, DIM, options)
+    config = edge.EdgeConfig(
+        vectors=edge.EdgeVectorParams(size=DIM, distance=edge.Distance.Cosine),
+        sparse_vectors={"links": edge.EdgeSparseVectorParams(full_scan_threshold=100)},
+        hnsw_config=edge.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
+        optimizers=edge.EdgeOptimizersConfig(indexing_threshold=10_000),
+        wal_enabled=variant == "WAL on",
+        payload_memory=edge.Memory.Cached if variant.startswith("payload in RAM") else None,
+    )
+    shard = edge.EdgeShard.create(str(path), config)
+    if variant not in ("no payload indexes", "payload indexes after the load"):
+        _field_indexes(shard)
+    return shard
+
+
+def _field_indexes(shard: edge.EdgeShard) -> None:
+    from bookvec.indexer.types import INTEGER_FIELDS, KEYWORD_FIELDS
+
+    for field in KEYWORD_FIELDS:
+        shard.update(edge.UpdateOperation.create_field_index(field, edge.PayloadSchemaType.Keyword))
+    for field in INTEGER_FIELDS:
+        shard.update(edge.UpdateOperation.create_field_index(field, edge.PayloadSchemaType.Integer))
+
+
+def vary_once(path: Path, prepared: list, variant: str) -> dict[str, float]:
+    """Points/s of Edge's side (update + flush, and the indexes when made after), its CPU
+    microseconds per point (all threads), and the segments it left (1: nothing optimised)."""
+    import gc
+
+    batch = {"batch 512": 512, "batch 8192": 8192}.get(variant, BATCH)
+    points = [
+        edge.Point(
+            p.id,
+            p.vector if variant == "no sparse vector" else _edge_vector(p),
+            None if variant == "no payload" else edge_payload(p.payload),
+        )
+        for p in prepared
+    ]
+    shard = _shard_for(path, variant)
+    try:
+        if variant == "no gc during the load":
+            gc.disable()
+        start, cpu = time.perf_counter(), time.process_time()
+        for k in range(0, len(points), batch):
+            shard.update(edge.UpdateOperation.upsert_points(points[k : k + batch]))
+            if variant == "flush every batch":
+                shard.flush()
+        if variant == "payload indexes after the load":
+            _field_indexes(shard)
+        shard.flush()
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        gc.enable()
+        segments = shard.info().segments_count
+    finally:
+        gc.enable()
+        shard.close()
+        shutil.rmtree(path, ignore_errors=True)
+    n = len(points)
+    return {"points_per_s": n / seconds, "cpu_us": cpu / n * 1e6, "segments": segments}
+
+
+def vary(prepared: list, tmp: Path, runs: int) -> dict[str, dict]:
+    found: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    for _ in range(runs):  # interleaved: the machine's load hits every variant alike
+        for variant in VARIANTS:
+            found[variant].append(vary_once(tmp / "vary", prepared, variant))
+    out = {}
+    for variant, rows in found.items():
+        out[variant] = {
+            "points_per_s": spread([r["points_per_s"] for r in rows]),
+            "cpu_us_per_point": spread([r["cpu_us"] for r in rows]),
+            "segments": max(r["segments"] for r in rows),
+        }
+    return out
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {
         "median": round(statistics.median(values)),
@@ -218,10 +334,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--vary", action="store_true", help="only Edge's side, one setting changed at a time"
+    )
     args = parser.parse_args()
     result: dict = {"runs": args.runs, "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="bookvec-store-write-") as name:
         tmp = Path(name)
+        if args.vary:
+            for size in args.sizes:
+                prepared = [p for b in batched(books(size, 1)) for p in prepare_batch(b, DIM)]
+                result["sizes"][size] = vary(prepared, tmp, args.runs)
+            print(json.dumps(result, indent=None if args.json else 2))
+            return
         for size in args.sizes:
             data = books(size, 1)
             extra = books(BATCH, 2, prefix="New")

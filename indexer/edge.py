@@ -68,7 +68,8 @@ FRESH_SHARD = 100 << 20  # bytes a new, empty shard preallocates (97 MB apparent
 
 
 def indexing_threshold(vector_size: int) -> int:
-    """How many points of this size a segment needs before optimize() builds HNSW for it."""
+    """How many points of this size a segment needs before optimize() builds HNSW for it
+    (without sparse vectors; with them, edge_shard.index_threshold may say fewer)."""
     return INDEXING_THRESHOLD_KB * 1024 // (4 * vector_size)
 
 
@@ -355,4 +356,4 @@ class EdgeStore(EdgeLive, EdgeReads):
 
     def _optimize(self, shard: edge.EdgeShard, path: Path, vector_size: int) -> edge.EdgeShard:
         """The shard at `path` after Edge's optimizers (HNSW past the indexing threshold)."""
-        return _optimized(shard, path, indexing_threshold(vector_size))
+        return _optimized(shard, path, vector_size, INDEXING_THRESHOLD_KB * 1024)

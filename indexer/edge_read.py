@@ -17,7 +17,7 @@ import qdrant_edge as edge
 
 from bookvec.indexer import filters, hybrid
 from bookvec.indexer import title_index as title_keys
-from bookvec.indexer.edge_shard import SCROLL_PAGE
+from bookvec.indexer.edge_shard import SCROLL_PAGE, dense_indexed
 from bookvec.indexer.ids import point_id
 from bookvec.indexer.points import (
     as_records,
@@ -76,7 +76,7 @@ class EdgeReads:
                     points=None,
                     location=str(self._live.path),
                     index=IndexOptions.from_dict(self._live.meta.index),
-                    indexed_vectors=shard_info.indexed_vectors_count,
+                    indexed_vectors=dense_indexed(self._shard, shard_info),
                 ),
             )
         return replace(cached[1], points=self.count()) if count else cached[1]

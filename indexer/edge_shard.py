@@ -4,9 +4,10 @@ census. Functions only; the generations they live in are generations.py's.
 Writing fast: what a bulk load costs per point is mostly turning the payload into Edge's
 (qdrant-edge-py tries bool, u64, i64 and f64 before str, each failure a Python exception, and
 a list fails all five before its items are converted: so a one-string list is written as
-that string, `points.edge_payload`) and Edge's own insert with the payload indexes;
-`benchmarks/store_write.py` profiles both. The insert releases the GIL, so `_write`
-converts batch k+1 while Edge writes batch k.
+that string and the unfiltered fields as one JSON string, `points.edge_payload`) and Edge's
+own insert with the payload indexes (about half of its time; `benchmarks/store_write.py
+--vary`). The insert releases the GIL, so `_write` converts batch k+1 while Edge writes
+batch k. The HNSW build, once a segment passes Edge's indexing threshold, runs in a child.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from bookvec.errors import ConfigError, StoreError, StoreLockedError
 from bookvec.indexer import hybrid
 from bookvec.indexer.catalogue import SOURCE_FIELD, UPSERTED
 from bookvec.indexer.generations import SHARD, GenerationMeta, Opened, copy_tree, id_checksum
-from bookvec.indexer.points import Prepared, batched, edge_payload, stored_payload
+from bookvec.indexer.points import (
+    PACKED,
+    Prepared,
+    batched,
+    edge_payload,
+    few_collections,
+    stored_payload,
+)
 from bookvec.indexer.types import INTEGER_FIELDS, KEYWORD_FIELDS, IndexOptions, Progress
 
 SCROLL_PAGE = 1000
@@ -93,8 +101,9 @@ def _search_params(options: IndexOptions) -> edge.SearchParams:
 def _stored_hashes(shard: edge.EdgeShard, items: list[Prepared]) -> dict[str, str | None]:
     stored: dict[str, str | None] = {}
     for ids in batched([item.id for item in items], SCROLL_PAGE):
-        for rec in shard.retrieve(ids, with_payload=["content_hash"], with_vector=False):
-            stored[str(rec.id)] = (rec.payload or {}).get("content_hash")
+        wanted = ["content_hash", PACKED]  # packed by edge_payload, or not (older stores)
+        for rec in shard.retrieve(ids, with_payload=wanted, with_vector=False):
+            stored[str(rec.id)] = stored_payload(rec.payload).get("content_hash")
     return stored
 
 
@@ -166,9 +175,12 @@ def _write(
 
     from bookvec.signals import block_in_this_thread
 
-    with ThreadPoolExecutor(
-        1, thread_name_prefix="bookvec-edge-write", initializer=block_in_this_thread
-    ) as pool:
+    with (
+        few_collections(),
+        ThreadPoolExecutor(
+            1, thread_name_prefix="bookvec-edge-write", initializer=block_in_this_thread
+        ) as pool,
+    ):
         try:
             for items in batches:
                 points = [
@@ -211,16 +223,46 @@ _OPTIMIZE = (
 )
 
 
+def dense_indexed(shard: edge.EdgeShard, info: Any = None) -> int:
+    """Dense vectors in an HNSW graph. Edge's `indexed_vectors_count` adds every stored
+    sparse vector (each sits in its inverted index, graph or not), so those are taken off."""
+    info = info or shard.info()
+    has_sparse = edge.Filter(must=[edge.HasVectorCondition(hybrid.SPARSE)])
+    sparse = shard.count(edge.CountRequest(filter=has_sparse, exact=True))
+    return info.indexed_vectors_count - sparse
+
+
+# Bytes Edge counts per sparse-vector entry against its indexing threshold (index, weight and
+# its storage's overhead; measured: a shard of 50-d points with 20 entries each got its graph
+# at 41-43k points, not the 51k its dense vectors alone would need).
+SPARSE_ENTRY_BYTES = 12
+SAMPLED = 256  # points whose sparse vectors give the mean entry count
+
+
+def index_threshold(shard: edge.EdgeShard, vector_size: int, threshold_bytes: int) -> int:
+    """Points a segment holds before optimize() builds its graph: its dense vectors (4 bytes a
+    dimension) or its sparse ones reach Edge's indexing threshold, whichever comes first."""
+    request = edge.ScrollRequest(limit=SAMPLED, with_payload=False, with_vector=True)
+    records, _ = shard.scroll(request)  # (naming the sparse vector fails on a shard without)
+    vectors = [r.vector for r in records if isinstance(r.vector, dict)]
+    entries = [len(v[hybrid.SPARSE].indices) for v in vectors if hybrid.SPARSE in v]
+    mean = sum(entries) / len(records) if records else 0.0
+    return int(threshold_bytes // max(4 * vector_size, SPARSE_ENTRY_BYTES * mean, 1))
+
+
 def _needs_index(shard: edge.EdgeShard, threshold: int) -> bool:
-    """Enough points outside any HNSW graph (`threshold`: edge.indexing_threshold) for
-    optimize() to build one (a long job)."""
+    """Enough points outside any HNSW graph (`threshold`: index_threshold) for optimize() to
+    build one (a long job)."""
     info = shard.info()
-    return info.points_count - info.indexed_vectors_count >= threshold
+    return info.points_count - dense_indexed(shard, info) >= threshold
 
 
-def _optimized(shard: edge.EdgeShard, path: Path, threshold: int) -> edge.EdgeShard:
-    """A build's shard (at `path`) after Edge's optimizers; Ctrl-C stops them at once."""
-    if not _needs_index(shard, threshold):
+def _optimized(
+    shard: edge.EdgeShard, path: Path, vector_size: int, threshold_bytes: int
+) -> edge.EdgeShard:
+    """A build's shard (at `path`) after Edge's optimizers; Ctrl-C stops them at once. A build
+    of the graph runs in a child process (it holds the GIL throughout, and its memory)."""
+    if not _needs_index(shard, index_threshold(shard, vector_size, threshold_bytes)):
         shard.optimize()
         return shard
     shard.close()

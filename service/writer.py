@@ -6,9 +6,10 @@ copy of the shard, writing a batch of points, optimizing, flushing): during a 10
 upsert at 37k books a thread of the same process was stalled for 0.4 to 1.4 s at a time, five
 times, and every read of that worker with it. The child is started on the first write (spawn:
 a fork of a process running Edge's threads is not safe), keeps its own Index open, runs at
-nice +10, ignores SIGINT and SIGTERM (the worker decides: it lets a write in progress finish,
-as it did in its thread) and dies with the worker (PR_SET_PDEATHSIG: a `kill -9` of the worker
-stops the write there, as it stopped the thread; nothing half-written is ever published).
+nice +10 (or BOOKVEC_WRITER_NICE), ignores SIGINT and SIGTERM (the worker decides: it lets a
+write in progress finish, as it did in its thread) and dies with the worker
+(PR_SET_PDEATHSIG: a `kill -9` of the worker stops the write there, as it stopped the thread;
+nothing half-written is ever published).
 Errors come back as themselves: type, args and attributes, without calling their __init__.
 """
 
@@ -26,6 +27,21 @@ _INDEX: Any = None  # the child's open Index
 _CONFIG: dict[str, Any] = {}
 
 
+NICE = 10  # the child's niceness unless BOOKVEC_WRITER_NICE says otherwise (0-19)
+
+
+def writer_nice() -> int:
+    """The writer's niceness: BOOKVEC_WRITER_NICE (0-19), or NICE."""
+    raw = os.environ.get("BOOKVEC_WRITER_NICE", "").strip()
+    if not raw:
+        return NICE
+    if not raw.isdigit() or int(raw) > 19:
+        from bookvec.errors import ConfigError
+
+        raise ConfigError(f"BOOKVEC_WRITER_NICE must be 0-19, not {raw!r}")
+    return int(raw)
+
+
 class WriterProcess:
     """One child process running ``work(index, *args)`` calls, one at a time."""
 
@@ -34,7 +50,7 @@ class WriterProcess:
             1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start,
-            initargs=(open_kwargs,),
+            initargs=(open_kwargs, writer_nice()),
         )
 
     def call(self, work: Callable[..., Any], *args: Any) -> Any:
@@ -47,12 +63,12 @@ class WriterProcess:
         self._pool.shutdown(wait=True)
 
 
-def _start(open_kwargs: dict[str, Any]) -> None:
+def _start(open_kwargs: dict[str, Any], nice: int = NICE) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     try:
-        os.nice(10)
+        os.nice(nice)
     except OSError:
         pass
     _CONFIG.update(open_kwargs)
