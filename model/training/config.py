@@ -55,6 +55,14 @@ the corpus-size rules below come from those runs (issue 8 has the tables).
   (1.2 s an epoch: the two threads' kernels fight for the same two cores). On a machine
   shared with other jobs, ``threads=1`` is steadier.
 
+- Tried for the neighbours (issue 13; p15 3 seeds, dense genre agreement / same-author recall
+  @10, default 0.544 / 0.711): ``embedding_dim`` 100 0.550 / 0.716 (full shape: held-out AUC
+  0.957 vs 0.955, same-author 0.086 vs 0.056) but twice the tables, steps and store vectors,
+  so 50 stays (``--dim``); ``negative_ratio`` 5 0.545 / 0.729 and, fused with the sparse
+  side, no better than 2 (0.551 / 0.762 vs 0.551 / 0.757); ``max_logit_scale`` 6 0.542 /
+  0.710; ``negative_power`` 0.75 0.556 / 0.701 but full-shape AUC 0.939 and half the dense
+  same-author recall; ``learning_rate`` 0.05 0.544 / 0.708. None kept.
+
 ``batch_size`` and ``patience`` may be None (the default): ``resolved(n_pairs)`` fills them in
 by the rules above; the trainer records the resolved config with the model.
 """
