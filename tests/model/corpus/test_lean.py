@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 import torch
 
+from bookvec.errors import InputError
 from bookvec.model.corpus import prepare as P
 from bookvec.model.corpus.prepare import CleaningConfig, clean_link, clean_links, prepare_books
 from bookvec.model.corpus.read import RawBook, read_books
@@ -109,3 +110,41 @@ def test_bit_filter_answers_exactly():
     np.testing.assert_array_equal(
         observed.contains(probe).numpy(), is_observed(probe, keys).numpy()
     )
+
+
+def test_two_passes_from_a_function_match_the_list(small):
+    calls = []
+
+    def again():
+        calls.append(1)
+        return iter(small)
+
+    cleaning = CleaningConfig()
+    prepared = prepare_books(again, cleaning)
+    assert len(calls) == 2  # counted, then paired: nothing held per record between them
+    listed = prepare_books(iter(small), cleaning)  # a one-shot iterator is held as a list
+    assert prepared.links.equals(listed.links) and prepared.books.equals(listed.books)
+    np.testing.assert_array_equal(prepared.pairs, listed.pairs)
+    names, counts, pairs = _whole_list(small, cleaning)
+    assert prepared.links.get_column("name").to_list() == names
+    np.testing.assert_array_equal(prepared.pairs, pairs)
+
+
+def test_a_hash_collision_is_caught(small, monkeypatch):
+    # Every name under one of 4 keys: names collide, the third hash tells them apart.
+    def few_keys():
+        key = pl.col("name").str.len_bytes().cast(pl.UInt64) % 4
+        return [key.alias("h1"), key.alias("h2")]
+
+    monkeypatch.setattr(P, "_hashes", few_keys)
+    with pytest.raises(RuntimeError, match="share a 128-bit hash"):
+        prepare_books(small, CleaningConfig())
+    monkeypatch.setattr(P, "PREPARE_CHUNK", 1)  # across chunks only: each chunk one book
+    with pytest.raises(RuntimeError, match="share a 128-bit hash"):
+        prepare_books(small[:300], CleaningConfig(min_books=1))
+
+
+def test_records_that_change_between_the_passes_are_refused(small):
+    passes = iter([small, small[:-200]])
+    with pytest.raises(InputError, match="changed while it was read"):
+        prepare_books(lambda: next(passes), CleaningConfig())
