@@ -45,6 +45,7 @@ from bookvec.model.corpus.synth_words import (
     _date,
     _genre_strings,
     _name,
+    _names,
     _Spelling,
     _title,
     _word,
@@ -107,22 +108,46 @@ def _draw(rng: np.random.Generator, cdf: np.ndarray, count: int) -> np.ndarray:
 
 
 class _Links:
-    """The link names (ids into ``names``) and the occurrences (book, link id, block)."""
+    """The link names by id (given lists and runs of made-up ``_name``s, each written out only
+    when a chunk of records needs it) and the occurrences (book, link id, block)."""
 
     def __init__(self) -> None:
-        self.names: list[str] = []
+        self.given: list[str] = []
+        self._starts: list[int] = []  # the first id of each run of names
+        self._sources: list[int] = []  # its first index into ``given``, or -1 - its first number
+        self.count = 0
         self.parts: list[tuple[np.ndarray, np.ndarray, int]] = []
         self._next_synthetic = 1  # _name(0) would be "Baba Ba"
 
-    def add_names(self, names: list[str]) -> int:
-        start = len(self.names)
-        self.names.extend(names)
+    def _run(self, count: int, source: int) -> int:
+        start = self.count
+        if count:
+            self._starts.append(start)
+            self._sources.append(source)
+            self.count += count
         return start
+
+    def add_names(self, names: list[str]) -> int:
+        source = len(self.given)
+        self.given.extend(names)
+        return self._run(len(names), source)
 
     def add_synthetic(self, count: int) -> int:
         start = self._next_synthetic
         self._next_synthetic += count
-        return self.add_names([_name(i) for i in range(start, start + count)])
+        return self._run(count, -1 - start)
+
+    def names(self, ids: np.ndarray) -> list[str]:
+        """The names of link ``ids``, in their order."""
+        distinct, inverse = np.unique(ids, return_inverse=True)
+        starts, sources = np.asarray(self._starts), np.asarray(self._sources)
+        run = np.searchsorted(starts, distinct, side="right") - 1
+        source, offset = sources[run], distinct - starts[run]
+        given = source >= 0
+        out = np.empty(len(distinct), dtype=object)
+        out[given] = [self.given[i] for i in (source[given] + offset[given]).tolist()]
+        out[~given] = _names(-1 - source[~given] + offset[~given])
+        return out[inverse].tolist()
 
     def occur(self, books: np.ndarray, ids: np.ndarray, block: int) -> None:
         self.parts.append((books.astype(np.int32), ids.astype(np.int32), block))
