@@ -49,6 +49,7 @@ from bookvec.model.corpus.synth_words import (
     _Spelling,
     _title,
     _word,
+    below,
 )
 from bookvec.outfiles import output_file
 
@@ -277,22 +278,32 @@ def synthesize(
     chosen = books[(author_size[author] >= 2) & (rng.random(n) < 0.35)]
     links.occur(chosen, by_author + author[chosen], 2)
 
-    # All occurrences, with duplicates, case variants and anchors; ordered per book.
-    occ_book = np.concatenate([p[0] for p in links.parts])
-    occ_link = np.concatenate([p[1] for p in links.parts])
-    occ_block = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int8) for p in links.parts])
-    links.parts.clear()
-    dup = np.flatnonzero((occ_block == 1) & (rng.random(len(occ_book)) < DUPLICATE_RATE))
-    occ_book = np.concatenate([occ_book, occ_book[dup]])
+    # All occurrences, with duplicates, case variants and anchors; ordered per book. Arrays of
+    # all occurrences are built and dropped one at a time, their uniform draws a slice at a time
+    # (the same numbers as one draw).
+    parts = links.parts
+    links.parts = []
+    occ_block = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int8) for p in parts])
+    occ_book = np.concatenate([p[0] for p in parts])
+    occ_link = np.concatenate([p[1] for p in parts])
+    del parts
+    dup = np.flatnonzero((occ_block == 1) & below(rng, len(occ_book), DUPLICATE_RATE))
+    # (book, block) as one int32 key: the sort's order is the same as by book, then block.
+    key = np.concatenate([occ_book, occ_book[dup]]) * 3
+    del occ_book
+    key += np.concatenate([occ_block, occ_block[dup]])
+    del occ_block
     occ_link = np.concatenate([occ_link, occ_link[dup]])
-    occ_block = np.concatenate([occ_block, occ_block[dup]])
     del dup
-    order = np.lexsort((rng.random(len(occ_book)), occ_block, occ_book))
-    occ_book, occ_link, occ_block = occ_book[order], occ_link[order], occ_block[order]
+    order = np.lexsort((rng.random(len(key)), key))
+    key = key[order]
+    occ_link = occ_link[order]
     del order
     is_genre_page = (occ_link >= genre_page) & (occ_link < genre_page + n_genres)
-    spelling = _Spelling(rng, is_genre_page, occ_block == 1)
-    del is_genre_page, occ_block
+    spelling = _Spelling(rng, is_genre_page, key % 3 == 1)
+    del is_genre_page
+    occ_book = key // 3
+    del key
     bounds = np.searchsorted(occ_book, np.arange(n + 1))
     n_occurrences = len(occ_book)
     del occ_book

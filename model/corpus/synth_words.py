@@ -4,7 +4,7 @@ fields are spelled (messy genre strings, dates, titles). Used by ``synth.py``.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -122,6 +122,23 @@ def _name(number: int) -> str:
     return f"{_word(number % 4900)} {_word(number // 4900, 1)}"
 
 
+_SLICE = 1 << 22  # uniform draws taken at a time
+
+
+def _slices(rng: np.random.Generator, n: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``rng.random(n)`` a slice at a time (a double per draw: the same numbers, in order)."""
+    for lo in range(0, n, _SLICE):
+        yield lo, rng.random(min(_SLICE, n - lo))
+
+
+def below(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
+    """``rng.random(n) < rate``, drawn a slice at a time (no float64 array of ``n``)."""
+    out = np.empty(n, dtype=bool)
+    for lo, u in _slices(rng, n):
+        out[lo : lo + len(u)] = u < rate
+    return out
+
+
 _FIRST_WORDS: list[str] = []
 
 
@@ -146,11 +163,13 @@ class _Spelling:
         self, rng: np.random.Generator, is_genre_page: np.ndarray, in_body: np.ndarray
     ) -> None:
         n = len(is_genre_page)
-        u = rng.random(n)
-        self.flip = u < np.where(is_genre_page, GENRE_PAGE_CASE_RATE, CASE_RATE)
-        self.anchor = in_body & (rng.random(n) < ANCHOR_RATE)
-        self.keep_name = u > 0.1
-        del u
+        self.flip = np.empty(n, dtype=bool)
+        self.keep_name = np.empty(n, dtype=bool)
+        for lo, u in _slices(rng, n):
+            hi = lo + len(u)
+            self.flip[lo:hi] = u < np.where(is_genre_page[lo:hi], GENRE_PAGE_CASE_RATE, CASE_RATE)
+            self.keep_name[lo:hi] = u > 0.1
+        self.anchor = in_body & below(rng, n, ANCHOR_RATE)
         self.section = rng.integers(0, len(SECTIONS), n).astype(np.int8)
 
     def spell(

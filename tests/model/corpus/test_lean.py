@@ -88,17 +88,19 @@ def test_vectorised_cleaning_is_clean_link():
 
 def test_streamed_synthetic_corpus_is_the_same_bytes(tmp_path, monkeypatch):
     import bookvec.model.corpus.synth as S
+    import bookvec.model.corpus.synth_words as W
 
     digests = []
-    for chunk in (S.WRITE_CHUNK, 37):
+    for chunk, draws in ((S.WRITE_CHUNK, W._SLICE), (37, 1000), (S.WRITE_CHUNK, 7)):
         monkeypatch.setattr(S, "WRITE_CHUNK", chunk)
+        monkeypatch.setattr(W, "_SLICE", draws)  # uniform draws a slice at a time
         path = tmp_path / f"c{chunk}.ndjson.gz"
         stats = synthesize(path, n_books=400, seed=5, n_wikipedia_pages=9)
         digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
         lines = [json.loads(x) for x in __import__("gzip").open(path, "rt")]
         assert len(lines) == stats.n_records == 409
         assert sum(len(x[2]) for x in lines) == stats.n_link_occurrences + 3 * 9
-    assert digests[0] == digests[1]
+    assert digests[0] == digests[1] == digests[2]
 
 
 def test_bit_filter_answers_exactly():
