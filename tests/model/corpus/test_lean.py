@@ -150,3 +150,10 @@ def test_records_that_change_between_the_passes_are_refused(small):
     passes = iter([small, small[:-200]])
     with pytest.raises(InputError, match="changed while it was read"):
         prepare_books(lambda: next(passes), CleaningConfig())
+
+
+def test_names_written_out_per_chunk_are_the_made_up_names():
+    from bookvec.model.corpus.synth_words import _name, _names
+
+    numbers = np.concatenate([np.arange(5000), np.random.default_rng(0).integers(0, 1 << 32, 5000)])
+    assert _names(numbers) == [_name(int(k)) for k in numbers]
