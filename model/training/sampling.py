@@ -166,9 +166,6 @@ def _check_pairs(pairs: Any, n_books: int, n_links: int) -> np.ndarray:
     return arr.astype(np.int32 if small else np.int64, copy=False)
 
 
-HOLDOUT_SLICE = 1 << 22  # keys tested at a time in the split (bounded temporaries)
-
-
 def holdout(
     pairs: torch.Tensor, n_books: int, n_links: int, config: TrainConfig
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...] | None]:
@@ -187,10 +184,7 @@ def holdout(
         return observed, pairs, None
     n_val = max(1, round(config.validation_fraction * observed.numel()))
     held = observed[torch.randperm(observed.numel(), generator=gen)[:n_val]].sort().values
-    held_keys = ObservedPairs(held)
-    kept = torch.cat([~held_keys.contains(part) for part in keys.split(HOLDOUT_SLICE)])
-    train_pairs = pairs[kept]
-    del kept
+    train_pairs = pairs[~ObservedPairs(held).contains(keys)]
     del keys
     if train_pairs.shape[0] == 0:
         raise ConfigError("validation_fraction leaves no pairs to train on; lower it")
