@@ -98,7 +98,8 @@ def step_prepare(corpus: Path, books: int, args) -> dict:
 
 def step_train(corpus: Path, books: int, args) -> dict:
     home = _home(corpus)
-    out, wall = _bookvec(home, "train", "--data", str(corpus), "--no-evaluate")
+    threads = ["--threads", str(args.train_threads)] if args.train_threads else []
+    out, wall = _bookvec(home, "train", "--data", str(corpus), "--no-evaluate", *threads)
     from bookvec.model.bundle import open_bundle
 
     os.environ["BOOKVEC_HOME"] = str(home)
@@ -262,6 +263,9 @@ def main() -> None:
     parser.add_argument("--hnsw-ef", type=int, default=None, help="index with this hnsw_ef")
     parser.add_argument("--ef-curve", type=int, nargs="*", default=[], help="also these ef")
     parser.add_argument("--cli-runs", type=int, default=5)
+    parser.add_argument(
+        "--train-threads", type=int, default=None, help="bookvec train --threads (a busy host)"
+    )
     parser.add_argument("--upsert-books", type=int, default=1000)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)

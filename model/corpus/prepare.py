@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from itertools import chain
 from pathlib import Path
@@ -177,7 +177,8 @@ def prepare(
 
     ``extra``: more books (the store's upserted ones) added to the file's; a title in both
     keeps the extra record (the user's latest word). The source hash then covers them too,
-    so a run on the file alone and one with them are different runs."""
+    so a run on the file alone and one with them are different runs. The file is read twice
+    (``prepare_books``' two passes)."""
     from bookvec import inputs
 
     if str(path) == "-" or inputs.is_pipe(path):  # read once: to a file, hashed and read
@@ -194,9 +195,12 @@ def prepare(
     try:
         source = sha256_file(path)
         if not extra:
-            return prepare_books(read_books(path), cleaning, source_sha256=source)
+            return prepare_books(lambda: read_books(path), cleaning, source_sha256=source)
         taken = {book.title for book in extra}
-        records = chain((b for b in read_books(path) if b.title not in taken), extra)
+
+        def records() -> Iterator[RawBook]:
+            return chain((b for b in read_books(path) if b.title not in taken), extra)
+
         return prepare_books(records, cleaning, source_sha256=_with_extra(source, extra))
     except InputError as exc:
         if exc.path is not None:
@@ -213,61 +217,101 @@ def _with_extra(source_sha256: str, extra: Sequence[RawBook]) -> str:
 
 
 PREPARE_CHUNK = 50_000  # books read, encoded and counted at a time
+_KEYS = ("h1", "h2")  # a cleaned name's 128-bit key in the first pass
 
 
 def prepare_books(
-    records: Iterable[RawBook], cleaning: CleaningConfig = CleaningConfig(), source_sha256: str = ""
+    records: Iterable[RawBook] | Callable[[], Iterable[RawBook]],
+    cleaning: CleaningConfig = CleaningConfig(),
+    source_sha256: str = "",
 ) -> PreparedCorpus:
-    """``prepare`` on records already read.
+    """``prepare`` on records: an iterable (held as a list), or a function that gives the same
+    records afresh on each call (then nothing is held per record).
 
-    One pass over ``records``, ``PREPARE_CHUNK`` books at a time: no record is kept; each
-    chunk leaves its books' payload columns (Arrow), its distinct raw links (polars) and its
-    occurrences as two int32 arrays (book, code into the chunk's distinct links). Counting,
-    cleaning and the pairs then run on those, in the order the whole-list version had."""
-    chunks: list[_Chunk] = []
-    counts: list[pl.DataFrame] = []  # raw, n: the per-book distinct raw links of some chunks
-    n_books = 0
-    for batch in _batches(records, cleaning):
-        chunk = _Chunk.encode(batch, n_books)
-        chunks.append(chunk)
-        n_books += len(batch)
-        counts.append(chunk.raw_counts())
-        if len(counts) >= 8:  # keep the distinct raw links' counts compact
-            counts = [_sum_counts(counts)]
-    if not n_books:
+    Two passes, ``PREPARE_CHUNK`` books at a time, so memory follows the kept links, not the
+    distinct raw ones (mostly one-off pages). 1: the link counts (each book's links
+    de-duplicated in original case, then cleaned) by a 128-bit hash of the cleaned name, no
+    string kept. 2: the books' payload columns and each chunk's pairs to the links whose
+    count reached ``min_books``, with those links' names; a name that differs from the first
+    one seen under its hash (a collision) is caught by a third hash and raises."""
+    if callable(records):
+        again = records
+    else:
+        held = records if isinstance(records, Sequence) else list(records)
+        again = lambda: held  # noqa: E731
+
+    totals: list[pl.DataFrame] = []
+    counted = 0
+    for batch in _batches(again(), cleaning):
+        counted += len(batch)
+        raw, code, sizes = _encode(batch)
+        per_book = _books_per_raw(raw, code, sizes)
+        named = pl.DataFrame({"name": clean_links(raw, cleaning), "n": per_book})
+        totals.append(
+            named.drop_nulls("name").select(*_hashes(), "n").group_by(_KEYS).agg(pl.col("n").sum())
+        )
+        if len(totals) >= 8:  # keep the counts compact
+            totals = [_sum_counts(totals)]
+    if not totals:
         raise InputError("the corpus holds no books", hint="is it the right file?")
-
-    # Counts: each book's links de-duplicated in original case; each distinct raw link is
-    # cleaned once (``clean_links``, as ``clean_link`` at upsert time).
-    raw_counts = _sum_counts(counts)
-    del counts
-    raw_counts = raw_counts.with_columns(name=clean_links(raw_counts.get_column("raw"), cleaning))
-    links = (
-        raw_counts.drop_nulls("name")
-        .group_by("name")
-        .agg(count=pl.col("n").sum().cast(pl.Int32))
-        .filter(pl.col("count") >= cleaning.min_books)
-        .sort(["count", "name"], descending=[True, False])
-        .with_row_index("index")
-        .with_columns(pl.col("index").cast(pl.Int32))
+    kept = (
+        _sum_counts(totals)
+        .filter(pl.col("n") >= cleaning.min_books)
+        .with_row_index("kept")
+        .with_columns(pl.col("kept").cast(pl.Int32))
     )
-    if links.is_empty():
+    del totals
+    if kept.is_empty():
         raise InputError(
             f"no link is linked by {cleaning.min_books} or more books",
             hint="lower min_books, or use a larger corpus",
         )
 
-    # Pairs: every link in file order, duplicates kept, when its cleaned form is kept.
-    link_of_raw = raw_counts.join(links, on="name").select("raw", link="index")
-    del raw_counts
-    parts, tables = [], []
-    for chunk in chunks:
-        parts.append(chunk.pairs(link_of_raw, links.height, cleaning.keep_duplicate_pairs))
-        tables.append(chunk.books)
-        chunk.release()
-    del chunks, link_of_raw
+    check = np.zeros(kept.height, dtype=np.uint64)  # the third hash of each kept name
+    seen = np.zeros(kept.height, dtype=bool)
+    names, parts, tables = [], [], []
+    n_books = 0
+    for batch in _batches(again(), cleaning):
+        raw, code, sizes = _encode(batch)
+        tables.append(_payload_table(batch))
+        named = (
+            pl.DataFrame({"name": clean_links(raw, cleaning)})
+            .with_columns(*_hashes())
+            .join(kept.select(*_KEYS, "kept"), on=_KEYS, how="left", maintain_order="left")
+        )
+        link = named.get_column("kept").fill_null(-1).to_numpy().astype(np.int32)[code]
+        books = np.repeat(np.arange(n_books, n_books + len(batch), dtype=np.int32), sizes)
+        n_books += len(batch)
+        mask = link >= 0
+        parts.append(_dedupe(np.stack([books[mask], link[mask]], axis=1), cleaning))
+        found = (
+            named.drop_nulls("kept")
+            .unique("name")
+            .select("kept", "name", third=pl.col("name").hash(seed=3))
+        )
+        at = found.get_column("kept").to_numpy()
+        third = found.get_column("third").to_numpy()
+        first = ~seen[at]
+        if len(np.unique(at)) != len(at) or np.any(check[at[~first]] != third[~first]):
+            raise RuntimeError("prepare: two link names share a 128-bit hash; please report")
+        check[at[first]], seen[at[first]] = third[first], True
+        names.append(found.filter(pl.Series(first)).select("kept", "name"))
+    if n_books != counted or not seen.all():
+        raise InputError("the corpus changed while it was read", hint="read it again")
+
+    links = (
+        pl.concat(names)
+        .join(kept.select("kept", count=pl.col("n").cast(pl.Int32)), on="kept")
+        .sort(["count", "name"], descending=[True, False])
+        .with_row_index("index")
+        .with_columns(pl.col("index").cast(pl.Int32))
+    )
+    del names
+    link_of_kept = np.empty(kept.height, dtype=np.int32)
+    link_of_kept[links.get_column("kept").to_numpy()] = np.arange(links.height, dtype=np.int32)
     pairs = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int32)
     del parts
+    pairs[:, 1] = link_of_kept[pairs[:, 1]]
     per_book = np.bincount(pairs[:, 0], minlength=n_books)
     return PreparedCorpus(
         _books_frame(tables, per_book),
@@ -315,68 +359,44 @@ def _batches(records: Iterable[RawBook], cleaning: CleaningConfig) -> Iterator[l
 def _sum_counts(counts: list[pl.DataFrame]) -> pl.DataFrame:
     if len(counts) == 1:
         return counts[0]
-    return pl.concat(counts).group_by("raw").agg(pl.col("n").sum())
+    return pl.concat(counts).group_by(_KEYS).agg(pl.col("n").sum())
 
 
-@dataclass
-class _Chunk:
-    """A chunk of books as columns: payloads (Arrow), distinct raw links, occurrences."""
+def _hashes() -> list[pl.Expr]:
+    return [pl.col("name").hash(seed=1).alias("h1"), pl.col("name").hash(seed=2).alias("h2")]
 
-    books: pa.Table
-    raw: pl.Series  # the chunk's distinct raw links (original case)
-    code: np.ndarray  # int32 (occurrences,): index into ``raw``, in file order
-    first: int  # the global index of the chunk's first book
-    sizes: np.ndarray  # int32 (books,): occurrences of each book
 
-    @classmethod
-    def encode(cls, batch: list[RawBook], first: int) -> _Chunk:
-        sizes = np.fromiter(map(len, (b.links for b in batch)), dtype=np.int64, count=len(batch))
-        occurrences = pl.Series("raw", list(chain.from_iterable(b.links for b in batch)))
-        occurrences = occurrences.cast(pl.String)
-        distinct = occurrences.unique().to_frame().with_row_index("code")
-        codes = (
-            occurrences.to_frame()
-            .join(distinct, on="raw", how="left", maintain_order="left")
-            .get_column("code")
-            .to_numpy()
-            .astype(np.int32)
-        )
-        table = _payload_table(batch)
-        return cls(table, distinct.get_column("raw"), codes, first, sizes.astype(np.int32))
+def _encode(batch: list[RawBook]) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """A chunk's distinct raw links (original case), each occurrence's code into them (int32,
+    file order) and each book's number of occurrences."""
+    sizes = np.fromiter(map(len, (b.links for b in batch)), dtype=np.int64, count=len(batch))
+    occurrences = pl.Series("raw", list(chain.from_iterable(b.links for b in batch)))
+    occurrences = occurrences.cast(pl.String)
+    distinct = occurrences.unique().to_frame().with_row_index("code")
+    codes = (
+        occurrences.to_frame()
+        .join(distinct, on="raw", how="left", maintain_order="left")
+        .get_column("code")
+        .to_numpy()
+        .astype(np.int32)
+    )
+    return distinct.get_column("raw"), codes, sizes
 
-    def book(self) -> np.ndarray:
-        """int32 (occurrences,): the global book index of each occurrence."""
-        books = np.arange(self.first, self.first + len(self.sizes), dtype=np.int32)
-        return np.repeat(books, self.sizes)
 
-    def raw_counts(self) -> pl.DataFrame:
-        """Each distinct raw link of the chunk and the number of its books that link to it."""
-        n = max(len(self.raw), 1)
-        local = np.repeat(np.arange(len(self.sizes), dtype=np.int64), self.sizes)
-        per_book = np.unique(local * n + self.code)  # each (book, raw link) once
-        counts = np.bincount(per_book % n, minlength=len(self.raw))
-        return pl.DataFrame({"raw": self.raw, "n": pl.Series(counts, dtype=pl.UInt32)})
+def _books_per_raw(raw: pl.Series, code: np.ndarray, sizes: np.ndarray) -> pl.Series:
+    """For each distinct raw link of a chunk, the number of its books that link to it."""
+    n = max(len(raw), 1)
+    local = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    per_book = np.unique(local * n + code)  # each (book, raw link) once
+    return pl.Series(np.bincount(per_book % n, minlength=len(raw)), dtype=pl.UInt32)
 
-    def pairs(self, link_of_raw: pl.DataFrame, n_links: int, keep_duplicates: bool) -> np.ndarray:
-        """The chunk's (book, link) pairs in file order (int32 (P, 2))."""
-        link = (
-            self.raw.to_frame()
-            .join(link_of_raw, on="raw", how="left", maintain_order="left")
-            .get_column("link")
-            .fill_null(-1)
-            .to_numpy()
-            .astype(np.int32)
-        )[self.code]
-        kept = link >= 0
-        pairs = np.stack([self.book()[kept], link[kept]], axis=1)
-        if not keep_duplicates and len(pairs):
-            keys = pairs[:, 0].astype(np.int64) * n_links + pairs[:, 1]
-            pairs = pairs[np.sort(np.unique(keys, return_index=True)[1])]
+
+def _dedupe(pairs: np.ndarray, cleaning: CleaningConfig) -> np.ndarray:
+    """One pair per (book, link), the first in file order, unless duplicates are kept."""
+    if cleaning.keep_duplicate_pairs or not len(pairs):
         return pairs
-
-    def release(self) -> None:
-        self.raw = pl.Series("raw", [], dtype=pl.String)
-        self.sizes = self.code = np.zeros(0, dtype=np.int32)
+    keys = pairs[:, 0].astype(np.int64) << 32 | pairs[:, 1].astype(np.int64)
+    return pairs[np.sort(np.unique(keys, return_index=True)[1])]
 
 
 _BOOK_SCHEMA = {

@@ -45,9 +45,11 @@ from bookvec.model.corpus.synth_words import (
     _date,
     _genre_strings,
     _name,
+    _names,
     _Spelling,
     _title,
     _word,
+    below,
 )
 from bookvec.outfiles import output_file
 
@@ -107,22 +109,46 @@ def _draw(rng: np.random.Generator, cdf: np.ndarray, count: int) -> np.ndarray:
 
 
 class _Links:
-    """The link names (ids into ``names``) and the occurrences (book, link id, block)."""
+    """The link names by id (given lists and runs of made-up ``_name``s, each written out only
+    when a chunk of records needs it) and the occurrences (book, link id, block)."""
 
     def __init__(self) -> None:
-        self.names: list[str] = []
+        self.given: list[str] = []
+        self._starts: list[int] = []  # the first id of each run of names
+        self._sources: list[int] = []  # its first index into ``given``, or -1 - its first number
+        self.count = 0
         self.parts: list[tuple[np.ndarray, np.ndarray, int]] = []
         self._next_synthetic = 1  # _name(0) would be "Baba Ba"
 
-    def add_names(self, names: list[str]) -> int:
-        start = len(self.names)
-        self.names.extend(names)
+    def _run(self, count: int, source: int) -> int:
+        start = self.count
+        if count:
+            self._starts.append(start)
+            self._sources.append(source)
+            self.count += count
         return start
+
+    def add_names(self, names: list[str]) -> int:
+        source = len(self.given)
+        self.given.extend(names)
+        return self._run(len(names), source)
 
     def add_synthetic(self, count: int) -> int:
         start = self._next_synthetic
         self._next_synthetic += count
-        return self.add_names([_name(i) for i in range(start, start + count)])
+        return self._run(count, -1 - start)
+
+    def names(self, ids: np.ndarray) -> list[str]:
+        """The names of link ``ids``, in their order."""
+        distinct, inverse = np.unique(ids, return_inverse=True)
+        starts, sources = np.asarray(self._starts), np.asarray(self._sources)
+        run = np.searchsorted(starts, distinct, side="right") - 1
+        source, offset = sources[run], distinct - starts[run]
+        given = source >= 0
+        out = np.empty(len(distinct), dtype=object)
+        out[given] = [self.given[i] for i in (source[given] + offset[given]).tolist()]
+        out[~given] = _names(-1 - source[~given] + offset[~given])
+        return out[inverse].tolist()
 
     def occur(self, books: np.ndarray, ids: np.ndarray, block: int) -> None:
         self.parts.append((books.astype(np.int32), ids.astype(np.int32), block))
@@ -252,22 +278,32 @@ def synthesize(
     chosen = books[(author_size[author] >= 2) & (rng.random(n) < 0.35)]
     links.occur(chosen, by_author + author[chosen], 2)
 
-    # All occurrences, with duplicates, case variants and anchors; ordered per book.
-    occ_book = np.concatenate([p[0] for p in links.parts])
-    occ_link = np.concatenate([p[1] for p in links.parts])
-    occ_block = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int8) for p in links.parts])
-    links.parts.clear()
-    dup = np.flatnonzero((occ_block == 1) & (rng.random(len(occ_book)) < DUPLICATE_RATE))
-    occ_book = np.concatenate([occ_book, occ_book[dup]])
+    # All occurrences, with duplicates, case variants and anchors; ordered per book. Arrays of
+    # all occurrences are built and dropped one at a time, their uniform draws a slice at a time
+    # (the same numbers as one draw).
+    parts = links.parts
+    links.parts = []
+    occ_block = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int8) for p in parts])
+    occ_book = np.concatenate([p[0] for p in parts])
+    occ_link = np.concatenate([p[1] for p in parts])
+    del parts
+    dup = np.flatnonzero((occ_block == 1) & below(rng, len(occ_book), DUPLICATE_RATE))
+    # (book, block) as one int32 key: the sort's order is the same as by book, then block.
+    key = np.concatenate([occ_book, occ_book[dup]]) * 3
+    del occ_book
+    key += np.concatenate([occ_block, occ_block[dup]])
+    del occ_block
     occ_link = np.concatenate([occ_link, occ_link[dup]])
-    occ_block = np.concatenate([occ_block, occ_block[dup]])
     del dup
-    order = np.lexsort((rng.random(len(occ_book)), occ_block, occ_book))
-    occ_book, occ_link, occ_block = occ_book[order], occ_link[order], occ_block[order]
+    order = np.lexsort((rng.random(len(key)), key))
+    key = key[order]
+    occ_link = occ_link[order]
     del order
     is_genre_page = (occ_link >= genre_page) & (occ_link < genre_page + n_genres)
-    spelling = _Spelling(rng, is_genre_page, occ_block == 1)
-    del is_genre_page, occ_block
+    spelling = _Spelling(rng, is_genre_page, key % 3 == 1)
+    del is_genre_page
+    occ_book = key // 3
+    del key
     bounds = np.searchsorted(occ_book, np.arange(n + 1))
     n_occurrences = len(occ_book)
     del occ_book

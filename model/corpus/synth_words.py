@@ -4,6 +4,8 @@ fields are spelled (messy genre strings, dates, titles). Used by ``synth.py``.""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import numpy as np
 
 # Calibrated to the real corpus with the rest (``synth.py``): how often a spelling varies.
@@ -120,6 +122,36 @@ def _name(number: int) -> str:
     return f"{_word(number % 4900)} {_word(number // 4900, 1)}"
 
 
+_SLICE = 1 << 22  # uniform draws taken at a time
+
+
+def _slices(rng: np.random.Generator, n: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``rng.random(n)`` a slice at a time (a double per draw: the same numbers, in order)."""
+    for lo in range(0, n, _SLICE):
+        yield lo, rng.random(min(_SLICE, n - lo))
+
+
+def below(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
+    """``rng.random(n) < rate``, drawn a slice at a time (no float64 array of ``n``)."""
+    out = np.empty(n, dtype=bool)
+    for lo, u in _slices(rng, n):
+        out[lo : lo + len(u)] = u < rate
+    return out
+
+
+_FIRST_WORDS: list[str] = []
+
+
+def _names(numbers: np.ndarray) -> list[str]:
+    """``_name`` of each of ``numbers`` (the hash vectorised; ``number % 4900`` from a table)."""
+    if not _FIRST_WORDS:
+        _FIRST_WORDS.extend(_word(k) for k in range(4900))
+    hashed = (numbers.astype(np.uint64) * np.uint64(0x9E3779B1)) & np.uint64(0xFFFFFFFF)
+    rest, first = np.divmod(hashed, np.uint64(4900))
+    pairs = zip(first.tolist(), rest.tolist(), strict=True)
+    return [f"{_FIRST_WORDS[a]} {_word(b, 1)}" for a, b in pairs]
+
+
 class _Spelling:
     """How each occurrence is written: its name, sometimes with the first letter's case
     flipped (often for genre pages), sometimes with a ``#section`` anchor (body links only;
@@ -131,16 +163,21 @@ class _Spelling:
         self, rng: np.random.Generator, is_genre_page: np.ndarray, in_body: np.ndarray
     ) -> None:
         n = len(is_genre_page)
-        u = rng.random(n)
-        self.flip = u < np.where(is_genre_page, GENRE_PAGE_CASE_RATE, CASE_RATE)
-        self.anchor = in_body & (rng.random(n) < ANCHOR_RATE)
-        self.keep_name = u > 0.1
-        del u
+        self.flip = np.empty(n, dtype=bool)
+        self.keep_name = np.empty(n, dtype=bool)
+        for lo, u in _slices(rng, n):
+            hi = lo + len(u)
+            self.flip[lo:hi] = u < np.where(is_genre_page[lo:hi], GENRE_PAGE_CASE_RATE, CASE_RATE)
+            self.keep_name[lo:hi] = u > 0.1
+        self.anchor = in_body & below(rng, n, ANCHOR_RATE)
         self.section = rng.integers(0, len(SECTIONS), n).astype(np.int8)
 
-    def spell(self, names: list[str], occ_link: np.ndarray, lo: int, hi: int) -> list[str]:
-        """The written forms of occurrences ``lo:hi`` (``occ_link``: all occurrences' ids)."""
-        out = [names[i] for i in occ_link[lo:hi].tolist()]
+    def spell(
+        self, names: Callable[[np.ndarray], list[str]], occ_link: np.ndarray, lo: int, hi: int
+    ) -> list[str]:
+        """The written forms of occurrences ``lo:hi`` (``occ_link``: all occurrences' ids;
+        ``names``: the names of some ids)."""
+        out = names(occ_link[lo:hi])
         for i in np.flatnonzero(self.flip[lo:hi]).tolist():
             s = out[i]
             out[i] = (s[0].lower() if s[0].isupper() else s[0].upper()) + s[1:]

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 import torch
 
+from bookvec.errors import InputError
 from bookvec.model.corpus import prepare as P
 from bookvec.model.corpus.prepare import CleaningConfig, clean_link, clean_links, prepare_books
 from bookvec.model.corpus.read import RawBook, read_books
@@ -87,17 +88,19 @@ def test_vectorised_cleaning_is_clean_link():
 
 def test_streamed_synthetic_corpus_is_the_same_bytes(tmp_path, monkeypatch):
     import bookvec.model.corpus.synth as S
+    import bookvec.model.corpus.synth_words as W
 
     digests = []
-    for chunk in (S.WRITE_CHUNK, 37):
+    for chunk, draws in ((S.WRITE_CHUNK, W._SLICE), (37, 1000), (S.WRITE_CHUNK, 7)):
         monkeypatch.setattr(S, "WRITE_CHUNK", chunk)
+        monkeypatch.setattr(W, "_SLICE", draws)  # uniform draws a slice at a time
         path = tmp_path / f"c{chunk}.ndjson.gz"
         stats = synthesize(path, n_books=400, seed=5, n_wikipedia_pages=9)
         digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
         lines = [json.loads(x) for x in __import__("gzip").open(path, "rt")]
         assert len(lines) == stats.n_records == 409
         assert sum(len(x[2]) for x in lines) == stats.n_link_occurrences + 3 * 9
-    assert digests[0] == digests[1]
+    assert digests[0] == digests[1] == digests[2]
 
 
 def test_bit_filter_answers_exactly():
@@ -109,3 +112,65 @@ def test_bit_filter_answers_exactly():
     np.testing.assert_array_equal(
         observed.contains(probe).numpy(), is_observed(probe, keys).numpy()
     )
+
+
+def test_two_passes_from_a_function_match_the_list(small):
+    calls = []
+
+    def again():
+        calls.append(1)
+        return iter(small)
+
+    cleaning = CleaningConfig()
+    prepared = prepare_books(again, cleaning)
+    assert len(calls) == 2  # counted, then paired: nothing held per record between them
+    listed = prepare_books(iter(small), cleaning)  # a one-shot iterator is held as a list
+    assert prepared.links.equals(listed.links) and prepared.books.equals(listed.books)
+    np.testing.assert_array_equal(prepared.pairs, listed.pairs)
+    names, counts, pairs = _whole_list(small, cleaning)
+    assert prepared.links.get_column("name").to_list() == names
+    np.testing.assert_array_equal(prepared.pairs, pairs)
+
+
+def test_a_hash_collision_is_caught(small, monkeypatch):
+    # Every name under one of 4 keys: names collide, the third hash tells them apart.
+    def few_keys():
+        key = pl.col("name").str.len_bytes().cast(pl.UInt64) % 4
+        return [key.alias("h1"), key.alias("h2")]
+
+    monkeypatch.setattr(P, "_hashes", few_keys)
+    with pytest.raises(RuntimeError, match="share a 128-bit hash"):
+        prepare_books(small, CleaningConfig())
+    monkeypatch.setattr(P, "PREPARE_CHUNK", 1)  # across chunks only: each chunk one book
+    with pytest.raises(RuntimeError, match="share a 128-bit hash"):
+        prepare_books(small[:300], CleaningConfig(min_books=1))
+
+
+def test_records_that_change_between_the_passes_are_refused(small):
+    passes = iter([small, small[:-200]])
+    with pytest.raises(InputError, match="changed while it was read"):
+        prepare_books(lambda: next(passes), CleaningConfig())
+
+
+def test_names_written_out_per_chunk_are_the_made_up_names():
+    from bookvec.model.corpus.synth_words import _name, _names
+
+    numbers = np.concatenate([np.arange(5000), np.random.default_rng(0).integers(0, 1 << 32, 5000)])
+    assert _names(numbers) == [_name(int(k)) for k in numbers]
+
+
+def test_evaluation_in_slices_gives_the_same_numbers(monkeypatch):
+    from bookvec.model.training import train as T
+    from bookvec.model.training.model import BookLinkModel
+
+    gen = torch.Generator().manual_seed(3)
+    val = tuple(torch.randint(n, (5_000,), generator=gen) for n in (900, 700, 900, 700))
+    torch.manual_seed(0)
+    model = BookLinkModel(900, 700, 50, "classification")
+    with torch.no_grad():
+        expected = model(val[0], val[1])
+        monkeypatch.setattr(T, "EVALUATE_SLICE", 97)
+        assert torch.equal(T._scores(model, val[0], val[1]), expected)
+    auc = T.evaluate(model, val)
+    monkeypatch.setattr(T, "EVALUATE_SLICE", 1 << 20)
+    assert T.evaluate(model, val) == auc
