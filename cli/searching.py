@@ -84,13 +84,19 @@ def run(
     url: str | None,
     api_key: str | None,
     collection: str,
+    *,
+    exiting: bool = False,
 ) -> None:
-    """Search and print (the arguments already checked by `usage_problem`)."""
+    """Search and print (the arguments already checked by `usage_problem`). `exiting`: the
+    process ends next, so the store's reader is abandoned, not closed (`_left_open` says
+    whether its shard was: the process must then end with os._exit)."""
+    global _left_open
     from bookvec.cli import output
     from bookvec.library.index import open_index
 
     years = None if year_from is None and year_to is None else (year_from, year_to)
-    with open_index(url=url, api_key=api_key, collection=collection, model=model) as index:
+    index = open_index(url=url, api_key=api_key, collection=collection, model=model)
+    try:
         result = index.search(
             title,
             like=like,
@@ -106,6 +112,11 @@ def run(
             diverse=diverse,
             exact=exact,
         )
+    finally:
+        if exiting:
+            _left_open = index.abandon() or _left_open
+        else:
+            index.close()
     mode, synthetic = result.mode, result.synthetic
     text = caption(result.positive, result.negative, result.link, result.filters)
     if mode != "dense" or diverse:
@@ -119,6 +130,9 @@ def run(
         columns=[*output.BOOK_COLUMNS, *(["corpus"] if synthetic else [])],
         empty=f"{text}: no book matches the filters",
     )
+
+
+_left_open = False
 
 
 # --- the fast path -----------------------------------------------------------------------------
@@ -271,17 +285,31 @@ def fast(argv: list[str]) -> int | None:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = one_line_warning
-            run(**args)
+            run(**args, exiting=True)
+        code = 0
     except BrokenPipeError:
         _pacify()  # as Click's main does: nothing more said, exit 1
-        return 1
+        code = 1
     except (Exception, KeyboardInterrupt) as exc:
         said = failures.report(exc)
         if said is None:
             raise
         failures.echo_err(said[0])
-        return said[1]
-    return 0
+        code = said[1]
+    if _left_open:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process at once: the search left the store's shard open (see `run`); the
+    streams are flushed and nothing else on this path needs tearing down (no atexit work)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _rich_display(kind: str, **fields: Any) -> Any:
