@@ -37,7 +37,7 @@ CREATE TABLE packed (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 # Every title and base key in suggestion order, as two values of table `packed` ("titles": a
 # JSON array; "bases": the keys one per line, as base keys hold no line break): an unknown
 # title reads two values instead of a row per title (at 370k titles ~0.1 s against ~0.5 s).
-# A file without them (written before) is read row by row.
+# A file without them (written before) is read row by row until its next update packs it.
 _IN_ORDER = "SELECT title, base FROM titles ORDER BY rank, title"
 
 
@@ -68,7 +68,9 @@ def write_keys(
 
 
 def _pack(db: sqlite3.Connection) -> None:
-    """(Re)write the packed titles and base keys from the rows (see `_IN_ORDER`)."""
+    """(Re)write the packed titles and base keys from the rows (see `_IN_ORDER`); a file
+    written before the packed table gets it here."""
+    db.execute("CREATE TABLE IF NOT EXISTS packed (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
     rows = db.execute(_IN_ORDER).fetchall()
     bases = "\n".join(base for _, base in rows)
     db.execute("DELETE FROM packed")

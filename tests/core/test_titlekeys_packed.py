@@ -1,6 +1,7 @@
 """The key index keeps every title and base key packed in suggestion order, so an unknown title
 reads two values, not a row per title; files without the packed values (written before) and
-files changed by `update` answer the same as keying every title does."""
+files changed by `update` (which packs an older file) answer the same as keying every title
+does."""
 
 import sqlite3
 
@@ -48,5 +49,10 @@ def test_an_update_repacks_and_a_file_without_packed_values_reads_rows(tmp_path)
     with open_keys(path, writable=True) as keys:
         for query in MISSES:
             assert message(keys.resolve, query) == message(TitleIndex(now).resolve, query)
-        keys.update(["Zed"], [], count=len(now) + 1)  # still updatable
+        keys.update(["Zed"], [], count=len(now) + 1)  # updatable, and packed from now on
         assert "Zed" in keys.titles()
+        packed = dict(keys._db.execute("SELECT name, value FROM packed"))
+        assert set(packed) == {"titles", "bases"}
+        now = sorted([*now, "Zed"])
+        for query in MISSES:
+            assert message(keys.resolve, query) == message(TitleIndex(now).resolve, query)
