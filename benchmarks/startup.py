@@ -12,8 +12,10 @@ that the machine's load hits every variant alike: the floor, `bookvec search EXA
 `bookvec search LOOSE --json` (the title lower-cased with its article and qualifier dropped and a
 "!" added), and `bookvec search MISTYPED` (a letter swapped: the error with suggestions). Wall
 seconds, median and spread (min..max); ratios are medians of per-run ratios. Also the import
-time of `bookvec.cli.main` (`python -X importtime`, the top-level total) and the reopen time of
-the shard inside the floor process.
+times of `bookvec.cli.main` and of everything a search imports (`python -X importtime`, the
+top-level totals, site included) and the reopen time of the shard inside the floor process.
+Every variant runs once untimed first, and the children keep bytecode (PYTHONPYCACHEPREFIX
+under the temporary home, PYTHONDONTWRITEBYTECODE unset), as an installed package does.
 With --before REF, the same searches also run on the code of commit REF and of --after REF
 (default HEAD), each tree laid out as the installed package and put first on PYTHONPATH (the
 same import mechanism for both, unlike the editable install), interleaved with the others:
@@ -116,16 +118,26 @@ def wall(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return seconds, cpu, done.stdout + done.stderr
 
 
-def import_time(env: dict[str, str]) -> float:
-    """Cumulative import time of bookvec.cli.main in seconds (python -X importtime)."""
+# what `bookvec search TITLE --json` imports (the fast path: cli/searching.py)
+SEARCH_PATH = "bookvec.cli.main, bookvec.cli.searching, bookvec.library.index, bookvec.indexer.edge"
+
+
+def import_time(env: dict[str, str], modules: str = "bookvec.cli.main") -> float:
+    """Import time of `modules` in seconds: the sum of the top-level cumulative times that
+    python -X importtime reports."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import bookvec.cli.main"],
+        [sys.executable, "-X", "importtime", "-c", f"import {modules}"],
         env=env,
         capture_output=True,
         text=True,
     )
-    last = [line for line in done.stderr.splitlines() if line.startswith("import time:")][-1]
-    return int(last.split("|")[1]) / 1e6
+    total = 0
+    for line in done.stderr.splitlines():
+        parts = line.split("|")
+        if line.startswith("import time:") and len(parts) == 3 and not parts[2][1:2].isspace():
+            if parts[1].strip().isdigit():
+                total += int(parts[1])
+    return total / 1e6
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -152,7 +164,10 @@ def run_size(n: int, runs: int, before: str | None = None, after: str = "HEAD") 
         start = time.perf_counter()
         titles = build_store(home, n)
         index_s = time.perf_counter() - start
-        env = {**os.environ, "BOOKVEC_HOME": str(home)}
+        # bytecode cached as an installed package has it (pip compiles on install); with
+        # PYTHONDONTWRITEBYTECODE set, every run would compile bookvec's modules again
+        env = {**os.environ, "BOOKVEC_HOME": str(home), "PYTHONPYCACHEPREFIX": str(home / "pyc")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         bookvec = [sys.executable, "-m", "bookvec.cli.main"]
         exact = next(t for t in titles[len(titles) // 2 :] if t.startswith("The "))
         variants = {
@@ -172,6 +187,8 @@ def run_size(n: int, runs: int, before: str | None = None, after: str = "HEAD") 
         cpu: dict[str, list[float]] = {name: [] for name in variants}
         reopen: list[float] = []
         outputs: dict[str, str] = {}
+        for name, cmd in variants.items():  # untimed: bytecode written, files in the cache
+            wall(cmd, envs[name])
         for _ in range(runs):
             for name, cmd in variants.items():
                 seconds, used, out = wall(cmd, envs[name])
@@ -185,6 +202,7 @@ def run_size(n: int, runs: int, before: str | None = None, after: str = "HEAD") 
             same = outputs["exact_before"] == outputs["exact_after"] == outputs["exact"]
             assert same, "the same answer before and after"
         imports = [import_time(env) for _ in range(3)]
+        search_imports = [import_time(env, SEARCH_PATH) for _ in range(3)]
 
         def ratio(a: str, b: str, of: dict[str, list[float]] = times) -> float:
             pairs = zip(of[a], of[b], strict=True)
@@ -210,6 +228,7 @@ def run_size(n: int, runs: int, before: str | None = None, after: str = "HEAD") 
             "cpu_s": {name: spread(values) for name, values in cpu.items()},
             "shard_reopen_s": spread(reopen),
             "import_bookvec_cli_main_s": spread(imports),
+            "import_search_path_s": spread(search_imports),
             "exact_over_floor": ratio("exact", "floor"),
             "loose_over_exact": ratio("loose", "exact"),
             "mistyped_over_exact": ratio("mistyped", "exact"),

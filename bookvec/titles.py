@@ -61,18 +61,38 @@ def suggest(
     key = base_key(query) or loose_key(query)
     if not key:
         return []
-    scores: dict[int, float] = {
-        i: score for _, score, i in process.extract(key, keys, scorer=fuzz.QRatio, limit=limit * 4)
-    }
-    padded = f" {key} "
-    for i, other in enumerate(keys):
-        if padded in f" {other} " and other != key:
-            scores[i] = max(scores.get(i, 0.0), 90.0)
+    # below 60 nothing is kept (the floor), so rapidfuzz may skip what cannot reach it
+    found = process.extract(key, keys, scorer=fuzz.QRatio, limit=limit * 4, score_cutoff=60)
+    scores: dict[int, float] = {i: score for _, score, i in found}
+    for i in _holding_words(key, keys):
+        scores[i] = max(scores.get(i, 0.0), 90.0)
     ranked = sorted(scores.items(), key=lambda item: (-item[1], len(titles[item[0]]), item[0]))
     if not ranked:
         return []
     floor = max(60.0, ranked[0][1] - 15.0)
     return [titles[i] for i, score in ranked if score >= floor][:limit]
+
+
+def _holding_words(key: str, keys: list[str]) -> list[int]:
+    """The indices of the keys other than ``key`` that hold its words whole (`` key `` inside
+    `` other ``), found by str.find over the keys joined (one per line, space-padded) rather
+    than one Python test per key: 370k keys in a few ms."""
+    padded = f" {key} "
+    joined = " " + " \n ".join(keys) + " "
+    if "\n" in key or joined.count("\n") != max(len(keys) - 1, 0):  # a key with a line break
+        return [i for i, other in enumerate(keys) if padded in f" {other} " and other != key]
+    found: list[int] = []
+    line, start = 0, 0
+    at = joined.find(padded)
+    while at >= 0:
+        line += joined.count("\n", start, at)
+        if keys[line] != key:
+            found.append(line)
+        start = joined.find("\n", at)
+        if start < 0:
+            break
+        at = joined.find(padded, start)
+    return found
 
 
 def _group(titles: Iterable[str], key) -> dict[str, list[str]]:

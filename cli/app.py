@@ -14,12 +14,9 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from bookvec import __version__, settings
-from bookvec.cli import coercion
-from bookvec.errors import BookvecError, Interrupted
+from bookvec.cli import coercion, failures
+from bookvec.errors import BookvecError
 from bookvec.safetext import printable
-from bookvec.signals import received
-
-INTERRUPTED = "nothing stored was changed by the unfinished step."
 
 coercion.install()
 
@@ -44,30 +41,14 @@ class BookvecGroup(TyperGroup):
                 return super().invoke(ctx)
         except ClickException as exc:  # a subcommand's usage error: Click shows it, exit 2
             raise _inert(exc) from None
-        except BookvecError as exc:
-            typer.echo(f"Error: {_safe(exc)}", err=True)
-            ctx.exit(exc.exit_code)
         except BrokenPipeError:
             raise  # stdout closed early (`| head`): nothing to say
-        except OSError as exc:  # the file system said no: a full disk, a file where a dir goes
-            from bookvec import disk
-
-            if disk.is_full(exc):
-                error = disk.full(exc.filename or settings.home())
-                typer.echo(f"Error: {error}", err=True)
-                ctx.exit(1)
-            what = exc.strerror or exc
-            where = _safe(f"{what}: {exc.filename}" if exc.filename else what)
-            typer.echo(
-                f"Error: {where} (check that BOOKVEC_HOME and the paths "
-                "given are directories or files as expected, writable, on a disk with space)",
-                err=True,
-            )
-            ctx.exit(1)
-        except KeyboardInterrupt as exc:
-            message = exc.message if isinstance(exc, Interrupted) else INTERRUPTED
-            typer.echo(f"Interrupted: {message}", err=True)
-            ctx.exit(128 + received["signal"])
+        except (BookvecError, OSError, KeyboardInterrupt) as exc:
+            said = failures.report(exc)
+            if said is None:
+                raise
+            typer.echo(said[0], err=True)
+            ctx.exit(said[1])
 
 
 def handle_sigterm() -> None:
@@ -147,8 +128,7 @@ class LazyGroup(BookvecGroup):
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Library warnings as one `Warning:` line on stderr, without the source line."""
-    text = " ".join(str(message).split())
-    typer.echo(f"Warning: {_safe(text)}", err=True)
+    typer.echo(failures.warning_line(message), err=True)
 
 
 def _inert(exc: ClickException) -> ClickException:
@@ -156,14 +136,6 @@ def _inert(exc: ClickException) -> ClickException:
     format_message = exc.format_message
     exc.format_message = lambda: printable(format_message())  # type: ignore[method-assign]
     return exc
-
-
-def _safe(text: object) -> str:
-    """One line for stderr: control characters as escapes (a title in a message cannot drive
-    the terminal or forge a line), URLs' credentials masked."""
-    from bookvec.safetext import mask_urls, printable
-
-    return printable(mask_urls(str(text)))
 
 
 app = typer.Typer(

@@ -4,37 +4,56 @@ from __future__ import annotations
 
 import csv
 import functools
-import inspect
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Annotated, Any
-
-import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Annotated, Any
 
 from bookvec.safetext import csv_cell, json_safe, mask_urls, printable
 
+if TYPE_CHECKING:
+    from rich.table import Table
 
-class SafeConsole(Console):
-    """A rich Console that shows control characters in any string it renders (table cells,
-    titles, captions, panel titles, messages) as visible escapes, before markup and layout:
-    text from the data cannot drive the terminal, and columns stay aligned. LF and TAB are
-    kept (bookvec's own multi-line output); `cell` escapes them too, for one-line fields."""
-
-    def render_str(self, text: str, **kwargs: Any):  # type: ignore[override]
-        return super().render_str(printable(text, keep_lines=True), **kwargs)
+# rich and typer are imported on first use: `bookvec search --json` needs neither.
+# `stdout` and `stderr` (SafeConsoles) and the class `SafeConsole` are made by `_consoles`.
 
 
-stdout = SafeConsole(highlight=False, soft_wrap=False)
-stderr = SafeConsole(stderr=True, highlight=False)
+def _consoles() -> None:
+    from rich.console import Console
+
+    class SafeConsole(Console):
+        """A rich Console that shows control characters in any string it renders (table
+        cells, titles, captions, panel titles, messages) as visible escapes, before markup
+        and layout: text from the data cannot drive the terminal, and columns stay aligned.
+        LF and TAB are kept (bookvec's own multi-line output); `cell` escapes them too, for
+        one-line fields."""
+
+        def render_str(self, text: str, **kwargs: Any):  # type: ignore[override]
+            return super().render_str(printable(text, keep_lines=True), **kwargs)
+
+    globals().update(
+        SafeConsole=SafeConsole,
+        stdout=SafeConsole(highlight=False, soft_wrap=False),
+        stderr=SafeConsole(stderr=True, highlight=False),
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("SafeConsole", "stdout", "stderr"):
+        _consoles()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _console(name: str) -> Any:
+    return globals().get(name) or __getattr__(name)
 
 
 def cell(value: Any) -> str:
     """A value from the data (a title, a name) for a rich table or markup string: control
     characters (line breaks too) as escapes, rich markup escaped."""
+    from rich.markup import escape
+
     return escape(printable("" if value is None else value))
 
 
@@ -59,11 +78,13 @@ def is_quiet() -> bool:
 def log(message: str) -> None:
     """A progress or status line on stderr (silenced by --quiet)."""
     if not is_quiet():
-        stderr.print(mask_urls(message), markup=False, soft_wrap=True)
+        _console("stderr").print(mask_urls(message), markup=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
     """A warning on stderr; shown even with --quiet."""
+    import typer
+
     typer.echo(f"Warning: {safe_message(message)}", err=True)
 
 
@@ -91,6 +112,8 @@ def hit_record(title: str, score: float, payload: Mapping[str, Any]) -> dict[str
 
 
 def books_table(records: list[dict[str, Any]], *, title: str, score_label: str = "cosine") -> Table:
+    from rich.table import Table
+
     table = Table(title=cell(title), title_justify="left", show_lines=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("title", style="bold")
@@ -125,6 +148,10 @@ _FLAGS = {
 
 def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Give a command --json, --jsonl and --csv; it receives ``fmt`` (one of FORMATS)."""
+    import inspect
+
+    import typer
+
     signature = inspect.signature(func, eval_str=True)
     kept = [p for name, p in signature.parameters.items() if name != "fmt"]
     added = [
@@ -212,7 +239,7 @@ def emit_rows(
     elif not rows:
         log(empty)
     else:
-        stdout.print(table(rows))
+        _console("stdout").print(table(rows))
 
 
 BOOK_COLUMNS = ("title", "score", "genres", "author", "country", "year")
@@ -231,6 +258,8 @@ def links_table(
     extra: Sequence[str] = (),
     caption: str | None = None,
 ) -> Table:
+    from rich.table import Table
+
     table = Table(
         title=cell(title),
         title_justify="left",

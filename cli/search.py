@@ -6,44 +6,12 @@ from __future__ import annotations
 
 import typer
 
-from bookvec.cli import output
+from bookvec.cli import output, searching
 from bookvec.cli.app import app
 from bookvec.cli.common import ApiKeyOption, CollectionOption, ModelOption, UrlOption
 
 _FILTERS = "Filters"
 _QUERY = "Query"
-
-
-def _check_query(title: str | None, like: list[str], unlike: list[str], link: str | None) -> None:
-    """Usage errors (exit 2): what makes a query, and what does not combine."""
-    if link is not None and (title is not None or like or unlike):
-        raise typer.BadParameter(
-            "a query of its own: give it without TITLE, --like or --unlike", param_hint="'--link'"
-        )
-    if link is None and title is None and not like:
-        raise typer.BadParameter(
-            "give a book title, --like TITLE (repeatable) or --link PAGE", param_hint="'TITLE'"
-        )
-
-
-def _caption(positive, negative, link: str | None, filters) -> str:
-    if link is not None:
-        caption = f"Books most likely to link to {link!r}"
-    else:
-        caption = "Books like " + " and ".join(positive)
-        if negative:
-            caption += ", unlike " + " and ".join(negative)
-    conditions = []
-    if filters["genres_any"]:
-        conditions.append("genre: " + " or ".join(filters["genres_any"]))
-    if filters["genres_all"]:
-        conditions.append("genres: " + " and ".join(filters["genres_all"]))
-    for name in ("author", "country"):
-        if filters[name]:
-            conditions.append(f"{name}: {filters[name]}")
-    if filters["year_from"] is not None or filters["year_to"] is not None:
-        conditions.append(f"years: {filters['year_from'] or ''}..{filters['year_to'] or ''}")
-    return caption + (f" ({'; '.join(conditions)})" if conditions else "")
 
 
 @app.command()
@@ -126,40 +94,27 @@ def search(
               bookvec search --link "science fiction" --year-from 1950 --csv
               bookvec search "Emma" --mode dense --diverse
     """
-    from bookvec.library.index import open_index
-
-    _check_query(title, like, unlike, link)
-    if mode is not None and mode not in ("dense", "sparse", "hybrid"):
-        raise typer.BadParameter("use dense, sparse or hybrid", param_hint="'--mode'")
-    if all_genres and not genre:
-        raise typer.BadParameter("needs at least one --genre", param_hint="'--all-genres'")
-    years = None if year_from is None and year_to is None else (year_from, year_to)
-    with open_index(url=url, api_key=api_key, collection=collection, model=model) as index:
-        result = index.search(
-            title,
-            like=like,
-            unlike=unlike,
-            link=link,
-            genres=() if all_genres else genre,
-            genres_all=genre if all_genres else (),
-            author=author,
-            country=country,
-            years=years,
-            limit=limit,
-            mode=mode,
-            diverse=diverse,
-            exact=exact,
-        )
-    mode, synthetic = result.mode, result.synthetic
-    caption = _caption(result.positive, result.negative, result.link, result.filters)
-    if mode != "dense" or diverse:
-        caption += f" [{mode}{', diverse' if diverse else ''}]"
-    label = {"dense": "cosine", "sparse": "links"}.get(mode, "score")
-    caption += " [synthetic corpus]" if synthetic else ""
-    output.emit_rows(
-        result.records(),
+    problem = searching.usage_problem(title, like, unlike, link, mode, genre, all_genres)
+    if problem is not None:
+        raise typer.BadParameter(problem[0], param_hint=problem[1])
+    searching.run(
         fmt,
-        table=lambda rows: output.books_table(list(rows), title=caption, score_label=label),
-        columns=[*output.BOOK_COLUMNS, *(["corpus"] if synthetic else [])],
-        empty=f"{caption}: no book matches the filters",
+        title,
+        like,
+        unlike,
+        link,
+        genre,
+        all_genres,
+        author,
+        country,
+        year_from,
+        year_to,
+        mode,
+        diverse,
+        limit,
+        exact,
+        model,
+        url,
+        api_key,
+        collection,
     )

@@ -44,7 +44,14 @@ from bookvec.indexer.edge_shard import (  # noqa: F401 - _wait_for, _edge_vector
     _write,
     create_shard,
 )
-from bookvec.indexer.generations import SHARD, GenerationMeta, Layout, Opened, copy_tree
+from bookvec.indexer.generations import (
+    SHARD,
+    GenerationMeta,
+    Layout,
+    Opened,
+    copy_tree,
+    record_verified,
+)
 from bookvec.indexer.points import (  # noqa: F401 - recommend_both: for callers
     Prepared,
     batched,
@@ -273,6 +280,7 @@ class EdgeStore(EdgeLive, EdgeReads):
             except BaseException:
                 shutil.rmtree(build, ignore_errors=True)
                 raise
+            record_verified(build, meta)  # censused above, after the last write
             # the removals are intended (books that left the corpus): the old generation goes
             self._publish(build, meta)
 
@@ -350,6 +358,7 @@ class EdgeStore(EdgeLive, EdgeReads):
         meta = GenerationMeta(
             model_version, vector_size, created, index=options.to_dict(), points=count, ids=ids
         )
+        record_verified(build, meta)  # the census above is the shard's: readers skip theirs
         self._publish(build, meta)
         if compact:  # the catalogue is now what the new generation holds
             self._catalogue.rewrite(upserted.items())

@@ -29,7 +29,15 @@ from bookvec import disk
 from bookvec.errors import ConfigError, StoreError, StoreLockedError
 from bookvec.indexer import hybrid
 from bookvec.indexer.catalogue import SOURCE_FIELD, UPSERTED
-from bookvec.indexer.generations import SHARD, GenerationMeta, Opened, copy_tree, id_checksum
+from bookvec.indexer.generations import (
+    SHARD,
+    GenerationMeta,
+    Opened,
+    copy_tree,
+    id_checksum,
+    record_verified,
+    verified,
+)
 from bookvec.indexer.points import (
     PACKED,
     Prepared,
@@ -377,7 +385,11 @@ def _verify(opened: Opened, shard: edge.EdgeShard) -> None:
     count = shard.count(edge.CountRequest(exact=True))
     found = None
     if count == meta.points and meta.ids is not None and count <= VERIFY_IDS_UP_TO:
+        if verified(opened.path, meta):  # censused before, its files unchanged since
+            return
         count, found = _census(shard)
+        if (count, found) == (meta.points, meta.ids):
+            record_verified(opened.path, meta)
     if count != meta.points or (found is not None and found != meta.ids):
         what = (
             f"{count:,} points of the {meta.points:,} recorded"

@@ -9,6 +9,9 @@ and a CURRENT pointer replaced atomically. Files and locks only; no Qdrant here.
         bookvec.json           {"format", "model_version", "vector_size", "created", "index",
                                "points", "ids"}: the point count and an XOR checksum of the
                                point ids, checked when the generation is opened
+        verified.json          {"points", "ids", "files"}: the shard's file fingerprint when
+                               a census last matched bookvec.json (opening skips the id scroll
+                               while the fingerprint holds)
         lock                   flock: shared by every process that has this generation open,
                                exclusive by a writer changing it in place (only when alone)
       .build-<time>-<rand>/    a generation being built, renamed to g-... once complete
@@ -50,6 +53,7 @@ GEN_LOCK = "lock"
 META = "bookvec.json"
 SHARD = "shard"
 RETIRED = "retired"  # in a generation superseded while a reader had it open: delete it later
+VERIFIED = "verified.json"  # the shard's file fingerprint when its census last matched META
 _ZEROS = bytes(1 << 20)
 
 
@@ -366,6 +370,47 @@ def read_meta(path: Path) -> GenerationMeta:
             f"the embedded store at {path} has no readable {META}: {exc}",
             hint="rebuild it with `bookvec index`",
         ) from exc
+
+
+def shard_fingerprint(shard: Path) -> str:
+    """What changes when a shard's files do: every file's path and size, and the id tracker's
+    modification times (Edge rewrites other files' pages, never their sizes, on every open;
+    the id tracker only when points come or go). A few dozen stats."""
+    import hashlib
+
+    parts = []
+    for directory, dirs, files in os.walk(shard):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            st = os.stat(path)
+            when = st.st_mtime_ns if "id_tracker" in name else 0
+            parts.append(f"{os.path.relpath(path, shard)}\0{st.st_size}\0{when}")
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def verified(path: Path, meta: GenerationMeta) -> bool:
+    """Whether the generation at `path` was censused against `meta` and its shard's files have
+    not changed since (see `record_verified`)."""
+    try:
+        raw = json.loads((path / VERIFIED).read_text(encoding="utf-8"))
+        recorded = (raw["points"], raw["ids"], raw["files"])
+        return recorded == (meta.points, meta.ids, shard_fingerprint(path / SHARD))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def record_verified(path: Path, meta: GenerationMeta) -> None:
+    """Note that the shard at `path` held `meta`'s points and ids: the next open checks the
+    count and the fingerprint instead of scrolling every id. Best effort (a read-only home
+    keeps checking the ids)."""
+    from bookvec.outfiles import write_atomic
+
+    record = {"points": meta.points, "ids": meta.ids, "files": shard_fingerprint(path / SHARD)}
+    try:
+        write_atomic(path / VERIFIED, json.dumps(record) + "\n", durable=False)
+    except OSError:
+        pass
 
 
 def copy_tree(src: Path, dst: Path) -> None:

@@ -90,6 +90,19 @@ class Index:
             self._reader.close()
             self._reader = None
 
+    def abandon(self) -> bool:
+        """close(), for a process that ends next with os._exit: the embedded store's reader
+        is left to the kernel (bookvec.indexer.edge_live.EdgeLive.abandon). True when it was
+        (the process must then end with os._exit, or the reader closes at exit after all)."""
+        reader, self._reader = self._reader, None
+        if reader is None:
+            return False
+        abandon = getattr(reader, "abandon", None)
+        if abandon is None:
+            reader.close()
+            return False
+        return bool(abandon())
+
     # --- the store and the model ------------------------------------------------------------
     def _open(self, *, read_only: bool):
         extra = {"client": self._client} if self._client is not None else {}
