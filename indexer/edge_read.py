@@ -259,7 +259,7 @@ class EdgeReads:
             query=edge.Query.Nearest(edge.SparseVector(*sparse), using=hybrid.SPARSE),
             filter=filters.to_edge(flt, exclude_ids),
             with_payload=False,
-            with_vector=[""],  # the dense vector: the cosine of a point the dense side missed
+            with_vector=False,
         )
         dense_side, sparse_side = shard.query_batch(
             edge.QueryBatchRequest([dense_request, sparse_request])
@@ -268,7 +268,6 @@ class EdgeReads:
         # in Python cost more than Edge's search).
         uuids: dict[int, UUID] = {}
         sides: list[dict[int, float]] = []
-        vectors: dict[int, Any] = {}  # the sparse side's candidates' dense vectors
         for side in (dense_side, sparse_side):  # the sparse side has no excluded point
             scores: dict[int, float] = {}
             for point in side:
@@ -277,18 +276,15 @@ class EdgeReads:
                 if key not in excluded:
                     uuids[key] = pid
                     scores[key] = point.score
-                    if sides:
-                        vectors[key] = point.vector
                     if len(scores) == pool:
                         break
             sides.append(scores)
-        query = hybrid.unit(dense)
-        dense_of = {
-            key: hybrid.cosine(query, vector)
-            for key, vector in vectors.items()
-            if vector and key not in sides[0]
-        }
-        best = hybrid.fuse(sides, self.hybrid, limit, dense_of)
+
+        def vectors(keys: list[int]) -> dict[int, Any]:
+            found = shard.retrieve([uuids[k] for k in keys], with_payload=False, with_vector=[""])
+            return {rec.id.int: rec.vector for rec in found}
+
+        best = hybrid.fuse(sides, self.hybrid, limit, dense, vectors)
         if not best:
             return []
         records = shard.retrieve([uuids[k] for k, _ in best], with_payload=True, with_vector=False)

@@ -8,7 +8,8 @@ they stay the same query (like filters.py).
   dense + w * sparse / top over the candidates, where top is the best sparse score among them
   (the query's own books left out), so that the weight means the same whatever a corpus's
   link counts make of BM25's sums; a candidate only the sparse side found gets its cosine from
-  its vector (sent with that side's answer), one only the dense side found counts 0 sparse.
+  its vector (asked for only where it could make the list), one only the dense side found
+  counts 0 sparse.
   Both backends ask for the two sides in one batch and `fuse` applies the formula (also less
   CPU on Edge than its fused query, whose dense prefetch checked the excluded ids point by
   point; edge_read.py). Measured against the raw sum, RRF, DBSF and Qdrant's own formula
@@ -175,24 +176,39 @@ def fuse(
     sides: list[dict[Any, float]],
     spec: Hybrid,
     limit: int,
-    dense_of: dict[Any, float] | None = None,
+    query: Sequence[float] | None = None,
+    vectors: Callable[[list[Any]], dict[Any, Sequence[float]]] | None = None,
 ) -> list[tuple[Any, float]]:
     """The formula over each side's {id: score} candidates (in rank order): the `limit` best
-    by dense + weight * sparse (weight: ``spec.formula_weight`` of the best sparse score), a
-    point the dense side did not return scored by `dense_of` (its cosine; 0 when absent there
-    too), one the sparse side did not return counting 0 sparse; summed in double precision and
-    rounded to single, as Qdrant's formula scorer does. Ties keep the order of first
+    by dense + weight * sparse (weight: ``spec.formula_weight`` of the best sparse score), one
+    the sparse side did not return counting 0 sparse, summed in double precision and rounded
+    to single, as Qdrant's formula scorer does. A point only the sparse side returned gets its
+    cosine with `query` from `vectors` (keys -> stored unit vectors; without them it counts 0
+    dense), asked only for the points that could still make the list: its cosine is at most
+    the dense side's lowest (it was not among the dense side's best), so one whose sparse part
+    cannot lift it past the `limit`-th known score is left out. Ties keep the order of first
     appearance (dense ranks first)."""
     import heapq
     from array import array  # float32 rounding without numpy (not imported on a search)
 
     dense, sparse = sides
     weight = spec.formula_weight(max(sparse.values()) if sparse else None)
-    fused = dict(dense)
-    missing = dense_of or {}
-    for key, score in sparse.items():
-        base = fused.get(key)
-        fused[key] = (missing.get(key, 0.0) if base is None else base) + weight * score
+    fused = {key: score + weight * sparse.get(key, 0.0) for key, score in dense.items()}
+    only = [(key, score) for key, score in sparse.items() if key not in fused]
+    if only and query is not None and vectors is not None:
+        floor = min(dense.values()) if dense else 1.0
+        known = heapq.nlargest(limit, fused.values())
+        bar = known[-1] if len(known) >= limit else float("-inf")
+        needed = [key for key, score in only if floor + weight * score >= bar]
+        found = vectors(needed) if needed else {}
+        q = unit(query)
+        for key, score in only:
+            vector = found.get(key)
+            if vector:
+                fused[key] = cosine(q, vector) + weight * score
+    else:
+        for key, score in only:
+            fused[key] = weight * score
     rounded = array("f", fused.values()).tolist()
     return heapq.nlargest(limit, zip(fused, rounded, strict=True), key=lambda item: item[1])
 

@@ -304,8 +304,8 @@ class ServerStore(ServerWrites):
 
     def _fused(self, dense: list[float], sparse, limit: int, flt: Any) -> list[Hit]:
         """Hybrid with the formula fusion, as on Edge (edge_read.py): both sides' candidates
-        under the filter in one batch, `hybrid.fuse` over them (the sparse side's dense vectors
-        give the cosine of a point the dense side missed), then the winners' payloads."""
+        under the filter in one batch, `hybrid.fuse` over them (the vectors of the points only
+        the sparse side found, where they could make the list), then the winners' payloads."""
         pool = hybrid.prefetch_limit(self.hybrid, limit, False)
         requests = [
             models.QueryRequest(
@@ -315,7 +315,7 @@ class ServerStore(ServerWrites):
             models.QueryRequest(
                 query=models.SparseVector(indices=list(sparse[0]), values=list(sparse[1])),
                 using=hybrid.SPARSE, filter=flt, limit=pool, with_payload=False,
-                with_vector=True,
+                with_vector=False,
             ),
         ]  # fmt: skip
         dense_side, sparse_side = self._call(
@@ -326,14 +326,19 @@ class ServerStore(ServerWrites):
         )
         sides = [{str(p.id): p.score for p in dense_side.points}]
         sides.append({str(p.id): p.score for p in sparse_side.points})
-        query = hybrid.unit(dense)
-        dense_of = {}
-        for point in sparse_side.points:
-            key = str(point.id)
-            vector = hybrid.split_vector(point.vector)[0]
-            if key not in sides[0] and vector:
-                dense_of[key] = hybrid.cosine(query, vector)
-        best = hybrid.fuse(sides, self.hybrid, limit, dense_of)
+
+        def vectors(keys: list[str]) -> dict[str, Any]:
+            found = self._call(
+                "search",
+                self.client.retrieve,
+                collection_name=self.alias,
+                ids=keys,
+                with_payload=False,
+                with_vectors=True,
+            )
+            return {str(rec.id): hybrid.split_vector(rec.vector)[0] for rec in found}
+
+        best = hybrid.fuse(sides, self.hybrid, limit, dense, vectors)
         if not best:
             return []
         records = self._call(

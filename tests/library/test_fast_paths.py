@@ -50,16 +50,30 @@ def test_the_normalised_formula_divides_sparse_by_its_best_score():
     tenfold = {k: 10 * v for k, v in sparse.items()}
     assert [k for k, _ in hybrid.fuse([dense, tenfold], spec, limit=5)] == [k for k, _ in best]
     assert spec.formula_weight(None) == 0.5 and spec.formula_weight(0.0) == 0.5
-    # a point only the sparse side found is scored with its cosine when the caller has it
-    with_cosine = hybrid.fuse([dense, sparse], spec, limit=5, dense_of={"d": 0.8})
-    assert with_cosine[0] == ("d", float(np.float32(0.8 + 0.25)))
 
 
-def test_cosine_is_the_stores_single_precision_cosine():
-    query = hybrid.unit([3.0, 4.0])
-    assert query == [0.6, 0.8]
-    assert hybrid.cosine(query, [0.6, 0.8]) == float(np.float32(1.0))
-    assert hybrid.cosine(query, [1.0, 0.0]) == float(np.float32(0.6))
+def test_a_point_only_the_sparse_side_found_keeps_its_cosine():
+    spec = hybrid.Hybrid(sparse_weight=0.5)  # dense + 0.5 * sparse / 2.0
+    query = [1.0, 0.0]
+    dense = {"a": 0.9, "b": 0.6, "f": 0.3}
+    sparse = {"c": 2.0, "d": 0.4, "e": 0.1}
+    # unit vectors whose cosines stay below the dense side's lowest (0.3), as a point the
+    # dense side did not return has
+    stored = {"c": [0.28, 0.96], "d": [0.2, 0.9797958971], "e": [0.1, 0.9949874371]}
+    asked: list[list[str]] = []
+
+    def vectors(keys):
+        asked.append(keys)
+        return {k: stored[k] for k in keys}
+
+    best = hybrid.fuse([dense, sparse], spec, 2, query, vectors)
+    # c: 0.28 + 0.5 passes b; d (at most 0.3 + 0.1) and e (0.3 + 0.025) cannot reach b's 0.6,
+    # so only c's vector is asked for
+    assert best == [("a", float(np.float32(0.9))), ("c", float(np.float32(0.28 + 0.5)))]
+    assert asked == [["c"]]
+    everything = hybrid.fuse([dense, sparse], spec, 6, query, vectors)  # no bar below 6 known
+    assert asked[-1] == ["c", "d", "e"] and [k for k, _ in everything][:2] == ["a", "c"]
+    assert hybrid.fuse([dense, sparse], spec, 2)[1] == ("b", float(np.float32(0.6)))  # no query
 
 
 @pytest.fixture(scope="module")
