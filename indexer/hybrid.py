@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import operator
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +77,7 @@ class Hybrid:
 
 
 DEFAULT_HYBRID = Hybrid()
+FUSE_CHUNK = 16  # sparse-only candidates whose vectors `fuse` asks for at a time
 
 
 def describe(spec: Hybrid) -> str:
@@ -197,15 +197,21 @@ def fuse(
     only = [(key, score) for key, score in sparse.items() if key not in fused]
     if only and query is not None and vectors is not None:
         floor = min(dense.values()) if dense else 1.0
-        known = heapq.nlargest(limit, fused.values())
-        bar = known[-1] if len(known) >= limit else float("-inf")
-        needed = [key for key, score in only if floor + weight * score >= bar]
-        found = vectors(needed) if needed else {}
         q = unit(query)
-        for key, score in only:
-            vector = found.get(key)
-            if vector:
-                fused[key] = cosine(q, vector) + weight * score
+        # In falling sparse order, a chunk at a time: each chunk may raise the bar.
+        for start in range(0, len(only), FUSE_CHUNK):
+            known = heapq.nlargest(limit, fused.values())
+            bar = known[-1] if len(known) >= limit else float("-inf")
+            chunk = [
+                (k, sc) for k, sc in only[start : start + FUSE_CHUNK] if floor + weight * sc >= bar
+            ]
+            if not chunk:
+                break  # the rest score lower still
+            found = vectors([k for k, _ in chunk])
+            for key, score in chunk:
+                vector = found.get(key)
+                if vector:
+                    fused[key] = cosine(q, vector) + weight * score
     else:
         for key, score in only:
             fused[key] = weight * score
@@ -220,8 +226,9 @@ def unit(vector: Sequence[float]) -> list[float]:
 
 
 def cosine(query_unit: Sequence[float], stored: Sequence[float]) -> float:
-    """A stored (unit) vector's cosine with the unit query, in single precision as the store's."""
-    return struct.unpack("f", struct.pack("f", math.fsum(map(operator.mul, query_unit, stored))))[0]
+    """A stored (unit) vector's cosine with the unit query (the sum is rounded to single
+    precision with the rest, by `fuse`)."""
+    return sum(map(operator.mul, query_unit, stored))
 
 
 def _edge_fusion(spec: Hybrid, weight: float) -> Any:
