@@ -328,33 +328,29 @@ class ServerStore(ServerWrites):
         sides.append({str(p.id): p.score for p in sparse_side.points})
 
         def vectors(keys: list[str]) -> dict[str, Any]:
-            found = self._call(
-                "search",
-                self.client.retrieve,
-                collection_name=self.alias,
-                ids=keys,
-                with_payload=False,
-                with_vectors=True,
-            )
+            found = self._retrieve(keys, payload=False, vectors=True)
             return {str(rec.id): hybrid.split_vector(rec.vector)[0] for rec in found}
 
         best = hybrid.fuse(sides, self.hybrid, limit, dense, vectors)
         if not best:
             return []
-        records = self._call(
-            "search",
-            self.client.retrieve,
-            collection_name=self.alias,
-            ids=[key for key, _ in best],
-            with_payload=True,
-            with_vectors=False,
-        )
+        records = self._retrieve([key for key, _ in best], payload=True, vectors=False)
         payloads = {str(rec.id): stored_payload(rec.payload) for rec in records}
         return [
             Hit(title=payloads[key]["title"], score=score, payload=payloads[key], id=key)
             for key, score in best
             if key in payloads
         ]
+
+    def _retrieve(self, ids: list[str], *, payload: bool, vectors: bool) -> list[Any]:
+        return self._call(
+            "search",
+            self.client.retrieve,
+            collection_name=self.alias,
+            ids=ids,
+            with_payload=payload,
+            with_vectors=vectors,
+        )
 
     def _sparse_top(self, sparse: tuple[list[int], list[float]], flt: Any) -> float | None:
         """The best sparse score under `flt`: the normalised formula's top (hybrid.py)."""
