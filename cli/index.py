@@ -36,13 +36,15 @@ def index(
     hnsw_m: int = typer.Option(
         DEFAULT_HNSW_M, "--hnsw-m", min=4, max=128, help="HNSW graph links per point."
     ),
-    hnsw_ef: int = typer.Option(
-        DEFAULT_HNSW_EF,
+    hnsw_ef: int | None = typer.Option(
+        None,
         "--hnsw-ef",
         min=1,
         max=4096,
         help="HNSW candidates per search: higher is more exact and slower (stored with the "
-        "collection).",
+        "collection). Default: embedded, the smallest that reaches recall@10 0.99 against "
+        f"exact search on a sample, measured once the graph is built; server, {DEFAULT_HNSW_EF}.",
+        show_default=False,
     ),
     quantization: str = typer.Option(
         "none",

@@ -58,6 +58,7 @@ def _render(result: dict[str, Any]) -> None:
         ("sparse vectors", store.get("sparse") or ("none" if "backend" in store else None)),
         ("default search mode", store.get("search_mode")),
         ("hybrid fusion", store.get("fusion")),
+        ("HNSW", _hnsw(store)),
         ("status", status),
         ("location", store.get("location")),
     ]
@@ -67,6 +68,23 @@ def _render(result: dict[str, Any]) -> None:
             section("Model", model_rows, model.get("error")),
             section("Store", store_rows, store.get("error")),
         )
+    )
+
+
+def _hnsw(store: dict) -> str | None:
+    """How searches use the graph: hnsw_ef and how it was chosen, or that they are exact."""
+    if "hnsw_ef" not in store:
+        return None
+    if not store.get("indexed_vectors"):
+        return "no graph yet: every search is exact"
+    found = store.get("hnsw_calibration") or {}
+    if "recall_at_10" not in found:
+        return f"hnsw_ef {store['hnsw_ef']}"
+    filtered = found.get("filtered_recall_at_10")
+    return (
+        f"hnsw_ef {found['ef']}: recall@10 {found['recall_at_10']:.3f}"
+        + (f", genre-filtered {filtered:.3f}" if filtered is not None else "")
+        + f" on {found['queries']} books (target {found['target']})"
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from bookvec import disk
 from bookvec.errors import Interrupted
 from bookvec.indexer import hybrid
 from bookvec.indexer import title_index as title_keys
+from bookvec.indexer.calibrate import CALIBRATION, calibrate, target_of, with_target
 from bookvec.indexer.catalogue import CatalogueLog, is_upserted
 from bookvec.indexer.edge_live import UNSEEN, EdgeLive
 from bookvec.indexer.edge_read import EdgeReads
@@ -43,6 +45,7 @@ from bookvec.indexer.edge_shard import (  # noqa: F401 - _wait_for, _edge_vector
     _wait_for,
     _write,
     create_shard,
+    dense_indexed,
 )
 from bookvec.indexer.generations import (
     SHARD,
@@ -269,10 +272,12 @@ class EdgeStore(EdgeLive, EdgeReads):
                     _write(copy, noted, progress, room=build / SHARD)
                     for batch in batched(ids, SCROLL_PAGE):
                         copy.update(edge.UpdateOperation.delete_points(batch))
-                    copy = self._optimize(copy, build / SHARD, size)
+                    copy, index = self._optimize(copy, build / SHARD, size, live.meta.index)
                     copy.flush()
                     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                    changed = replace(live.meta, model_version=model_version, created=created)
+                    changed = replace(
+                        live.meta, model_version=model_version, created=created, index=index
+                    )
                     meta = _census_meta(changed, copy)  # counts and id checksum of the result
                     title_keys.update_for(build, copy, before, delta)
                 finally:
@@ -345,7 +350,8 @@ class EdgeStore(EdgeLive, EdgeReads):
                     )
                     # Edge builds HNSW only here, and only for segments above the indexing
                     # threshold (~51k 50-d points); below it every search is exact.
-                    shard = self._optimize(shard, build / SHARD, vector_size)
+                    index = with_target(options.to_dict(), options.recall_target)
+                    shard, index = self._optimize(shard, build / SHARD, vector_size, index)
                     shard.flush()
                     count, ids = _census(shard)
                     title_keys.write_for(build, shard, titles)
@@ -356,13 +362,33 @@ class EdgeStore(EdgeLive, EdgeReads):
             raise
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         meta = GenerationMeta(
-            model_version, vector_size, created, index=options.to_dict(), points=count, ids=ids
+            model_version, vector_size, created, index=index, points=count, ids=ids
         )
         record_verified(build, meta)  # the census above is the shard's: readers skip theirs
         self._publish(build, meta)
         if compact:  # the catalogue is now what the new generation holds
             self._catalogue.rewrite(upserted.items())
 
-    def _optimize(self, shard: edge.EdgeShard, path: Path, vector_size: int) -> edge.EdgeShard:
-        """The shard at `path` after Edge's optimizers (HNSW past the indexing threshold)."""
-        return _optimized(shard, path, vector_size, INDEXING_THRESHOLD_KB * 1024)
+    def _optimize(
+        self,
+        shard: edge.EdgeShard,
+        path: Path,
+        vector_size: int,
+        index: dict[str, Any],
+    ) -> tuple[edge.EdgeShard, dict[str, Any]]:
+        """The shard at `path` after Edge's optimizers (HNSW past the indexing threshold), and
+        its index metadata `index`: with a recall target (calibrate.target_of) and a graph this
+        write built or grew, hnsw_ef measured again."""
+        target = target_of(index)
+        before = dense_indexed(shard) if target is not None else 0
+        shard = _optimized(shard, path, vector_size, INDEXING_THRESHOLD_KB * 1024)
+        if target is None or dense_indexed(shard) <= before:
+            return shard, index
+        found = calibrate(shard, IndexOptions.from_dict(index), target)
+        if not found.reached:
+            warnings.warn(
+                f"hnsw_ef {found.ef} reaches recall@10 {found.recall} (filtered: "
+                f"{found.filtered_recall}), short of the target {target}; searches use it",
+                stacklevel=2,
+            )
+        return shard, {**index, "hnsw_ef": found.ef, CALIBRATION: found.to_dict()}

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import qdrant_edge as edge
 
@@ -46,7 +46,7 @@ _LEFT_OPEN: list[edge.EdgeShard] = []  # shards `abandon` left open, never dropp
 
 class EdgeLive:
     """The live generation of EdgeStore: opened, followed, changed by copy and published.
-    What it needs of the store: `_optimize(shard, path, vector_size)` (edge.py)."""
+    What it needs of the store: `_optimize(shard, path, vector_size, index)` (edge.py)."""
 
     root: Path
     read_only: bool
@@ -68,8 +68,8 @@ class EdgeLive:
     if TYPE_CHECKING:  # edge.EdgeStore's
 
         def _optimize(
-            self, shard: edge.EdgeShard, path: Path, vector_size: int
-        ) -> edge.EdgeShard: ...
+            self, shard: edge.EdgeShard, path: Path, vector_size: int, index: dict[str, Any]
+        ) -> tuple[edge.EdgeShard, dict[str, Any]]: ...
 
     # --- changing it ---------------------------------------------------------------------------
     def delete(self, titles: Iterable[str]) -> int:
@@ -248,8 +248,9 @@ class EdgeLive:
                             failure = exc
                             if disk.is_full(exc):
                                 failure = disk.full(self.root, what="writing to the store")
+                        index = live.meta.index
                         if failure is None:  # HNSW once the shard outgrows the threshold
-                            copy = self._optimize(copy, build / SHARD, size)
+                            copy, index = self._optimize(copy, build / SHARD, size, index)
                         if failure is None or toggled:
                             copy.flush()
                             if failure is None:
@@ -257,7 +258,9 @@ class EdgeLive:
                             else:  # which titles made it is unknown: readers list them
                                 title_keys.drop_for(build)
                             meta = (
-                                _changed_meta(live.meta, copy, toggled, deleting)
+                                replace(
+                                    _changed_meta(live.meta, copy, toggled, deleting), index=index
+                                )
                                 if failure is None
                                 else _census_meta(live.meta, copy)
                             )

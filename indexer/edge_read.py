@@ -17,6 +17,7 @@ import qdrant_edge as edge
 
 from bookvec.indexer import filters, hybrid
 from bookvec.indexer import title_index as title_keys
+from bookvec.indexer.calibrate import CALIBRATION
 from bookvec.indexer.edge_shard import SCROLL_PAGE, dense_indexed
 from bookvec.indexer.ids import point_id
 from bookvec.indexer.points import (
@@ -77,6 +78,7 @@ class EdgeReads:
                     location=str(self._live.path),
                     index=IndexOptions.from_dict(self._live.meta.index),
                     indexed_vectors=dense_indexed(self._shard, shard_info),
+                    calibration=self._live.meta.index.get(CALIBRATION),
                 ),
             )
         return replace(cached[1], points=self.count()) if count else cached[1]

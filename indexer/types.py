@@ -24,6 +24,9 @@ QUANTIZATIONS = ("none", "int8")
 # hnsw_ef at query time, chosen from the recall curve at 300k books (README, `benchmarks/search.py
 # --recall-curve`); HNSW itself exists only above Edge's indexing threshold (~51k 50-d books).
 DEFAULT_HNSW_EF = 128
+# The recall@10 (against exact search) the embedded store's hnsw_ef is chosen to reach once its
+# graph exists, unless an hnsw_ef is given (indexer/calibrate.py).
+DEFAULT_RECALL_TARGET = 0.99
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class IndexOptions:
     # upsert makes new books' the same way.
     sparse: str = "none"
     sparse_weighting: str | None = None
+    # Embedded store: once a write builds the HNSW graph, hnsw_ef becomes the smallest value
+    # whose measured recall@10 against exact search reaches this (indexer/calibrate.py);
+    # None: hnsw_ef as given. A server builds its graph in the background: as given there.
+    # Kept in the generation's metadata with the calibration, not in to_dict.
+    recall_target: float | None = None
 
     def __post_init__(self) -> None:
         if not 4 <= self.hnsw_m <= 128:
@@ -51,6 +59,8 @@ class IndexOptions:
             raise ConfigError(
                 f"--hnsw-ef must be 1..4096, not {self.hnsw_ef}", hint=f"{DEFAULT_HNSW_EF} is usual"
             )
+        if self.recall_target is not None and not 0.5 <= self.recall_target <= 1.0:
+            raise ConfigError(f"recall target must be 0.5..1.0, not {self.recall_target}")
         if self.sparse not in ("none", "dot", "idf"):
             raise ConfigError(f"unknown sparse scoring {self.sparse!r}", hint="none, dot or idf")
         if self.quantization not in QUANTIZATIONS:
@@ -172,6 +182,8 @@ class CollectionInfo:
     indexed_vectors: int | None = None  # in the HNSW graph (0: every search is exact)
     shards: int = 1
     replicas: int = 1
+    # how hnsw_ef was chosen (calibrate.Calibration.to_dict()); None: as given
+    calibration: dict[str, Any] | None = None
 
 
 class BookStore(Protocol):

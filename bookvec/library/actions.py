@@ -55,9 +55,15 @@ def bundle_points(bundle, weights=None) -> Iterator[Any]:
 
 def sparse_options(weighting: str | None, **index: Any):
     """IndexOptions (hnsw etc. from ``index``) for sparse vectors of ``weighting`` (None:
-    dense only)."""
+    dense only). Without an ``hnsw_ef`` (or with None), the embedded store chooses it by
+    measured recall once its graph exists (DEFAULT_RECALL_TARGET)."""
     from bookvec.indexer import IndexOptions
+    from bookvec.indexer.types import DEFAULT_RECALL_TARGET
     from bookvec.sparse import STORE_IDF, check_weighting
+
+    if index.get("hnsw_ef") is None:
+        index = {k: v for k, v in index.items() if k != "hnsw_ef"}
+        index.setdefault("recall_target", DEFAULT_RECALL_TARGET)
 
     if weighting is None:
         return IndexOptions(**index)

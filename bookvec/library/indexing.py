@@ -120,6 +120,7 @@ def index_model(
             "index": info.index.to_dict() if info else None,
             "sparse_weighting": info.index.sparse_weighting if info else None,
             "indexed_vectors": info.indexed_vectors if info else None,
+            "hnsw_calibration": info.calibration if info else None,
             "seconds": round(seconds, 3),
             "incremental": None if changes is None else changes.counts(),
         }

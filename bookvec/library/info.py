@@ -71,6 +71,9 @@ def store_info(
         "sparse": details.index.sparse_weighting if details.index.has_sparse else None,
         "search_mode": default_mode(details),
         "fusion": fusion_of(details),
+        "indexed_vectors": details.indexed_vectors,
+        "hnsw_ef": details.index.hnsw_ef,
+        "hnsw_calibration": details.calibration,
     }
 
 
