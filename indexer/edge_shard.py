@@ -91,10 +91,15 @@ def create_shard(
         wal_enabled=False,
     )
     shard = edge.EdgeShard.create(str(path), config)
-    for field in KEYWORD_FIELDS:  # payload indexes before the bulk load
-        shard.update(edge.UpdateOperation.create_field_index(field, edge.PayloadSchemaType.Keyword))
+    # Payload indexes before the bulk load, memory-mapped: held in RAM, Edge rebuilds each
+    # keyword index's maps whenever a shard is opened (at 370k books, 47% of a 1-2 s open; with
+    # the maps on disk the open took a quarter of the time), and every command opens it.
+    keyword = edge.KeywordIndexParams(memory=edge.Memory.Cached)
+    integer = edge.IntegerIndexParams(lookup=True, range=True, memory=edge.Memory.Cached)
+    for field in KEYWORD_FIELDS:
+        shard.update(edge.UpdateOperation.create_field_index(field, keyword))
     for field in INTEGER_FIELDS:
-        shard.update(edge.UpdateOperation.create_field_index(field, edge.PayloadSchemaType.Integer))
+        shard.update(edge.UpdateOperation.create_field_index(field, integer))
     return shard
 
 
