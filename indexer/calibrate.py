@@ -19,9 +19,8 @@ from typing import Any
 import qdrant_edge as edge
 
 from bookvec.indexer.points import stored_payload
-from bookvec.indexer.types import IndexOptions
+from bookvec.indexer.types import CALIBRATION, IndexOptions
 
-CALIBRATION = "calibration"  # the key of its record in a generation's index metadata
 LADDER = (32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 QUERIES = 200
 K = 10

@@ -27,6 +27,7 @@ DEFAULT_HNSW_EF = 128
 # The recall@10 (against exact search) the embedded store's hnsw_ef is chosen to reach once its
 # graph exists, unless an hnsw_ef is given (indexer/calibrate.py).
 DEFAULT_RECALL_TARGET = 0.99
+CALIBRATION = "calibration"  # the key of its record in a generation's index metadata
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ class IndexOptions:
         """From stored metadata; keys a collection made before they existed get the defaults."""
         raw = raw or {}
         known = {k: raw[k] for k in cls().to_dict() if raw.get(k) is not None}
+        record = raw.get(CALIBRATION)
+        if isinstance(record, dict) and record.get("target") is not None:
+            known["recall_target"] = record["target"]
         return cls(**known)
 
 

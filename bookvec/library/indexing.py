@@ -136,7 +136,14 @@ def incremental_parent(store, bundle, shards, replicas, options) -> bool:
         info is not None
         and info.model_version == parent
         and info.vector_size == bundle.dim
-        and (options is None or info.index == options)
+        # a store indexed before hnsw_ef was measured has no recall target: it keeps its hnsw_ef
+        and (options is None or _settings(info.index) == _settings(options))
         and shards in (None, info.shards)
         and replicas in (None, info.replicas)
     )
+
+
+def _settings(options):
+    from dataclasses import replace
+
+    return replace(options, recall_target=None)
