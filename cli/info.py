@@ -82,8 +82,8 @@ def _hnsw(store: dict) -> str | None:
         return f"hnsw_ef {store['hnsw_ef']}"
     filtered = found.get("filtered_recall_at_10")
     return (
-        f"hnsw_ef {found['ef']}: recall@10 {found['recall_at_10']:.3f}"
-        + (f", genre-filtered {filtered:.3f}" if filtered is not None else "")
+        f"hnsw_ef {found['ef']}: recall@10 {found['recall_at_10']:.4f}"
+        + (f", genre-filtered {filtered:.4f}" if filtered is not None else "")
         + f" on {found['queries']} books (target {found['target']})"
     )
 

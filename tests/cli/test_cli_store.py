@@ -187,3 +187,22 @@ def test_upsert_writes_the_sparse_vector_of_the_links(home, tmp_path):
         theirs = {bundle.link_names[k] for k in pairs[pairs[:, 0] == index[hit["title"]], 1]}
         assert theirs & set(mine)
     run(home, "delete", "Sparse Newcomer")
+
+
+def test_info_says_how_searches_use_the_graph():
+    from bookvec.cli.info import _hnsw
+
+    assert _hnsw({"hnsw_ef": 128, "indexed_vectors": 0}) == "no graph yet: every search is exact"
+    measured = {
+        "ef": 256,
+        "target": 0.99,
+        "recall_at_10": 0.9905,
+        "filtered_recall_at_10": 0.9955,
+        "queries": 200,
+    }
+    line = _hnsw({"hnsw_ef": 256, "indexed_vectors": 370_200, "hnsw_calibration": measured})
+    assert line == (
+        "hnsw_ef 256: recall@10 0.9905, genre-filtered 0.9955 on 200 books (target 0.99)"
+    )
+    assert _hnsw({"hnsw_ef": 64, "indexed_vectors": 10, "hnsw_calibration": None}) == "hnsw_ef 64"
+    assert _hnsw({"error": "no store"}) is None
