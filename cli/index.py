@@ -139,3 +139,11 @@ def index(
             f"{result['backend']} collection {result['collection']!r}{layout} "
             f"in {result['seconds']:.1f} s"
         )
+    found = result.get("hnsw_calibration") or {}
+    if not json_ and "recall_at_10" in found:
+        filtered = found.get("filtered_recall_at_10")
+        output.log(
+            f"searches use hnsw_ef {found['ef']}: recall@10 {found['recall_at_10']:.4f}"
+            + (f" ({filtered:.4f} genre-filtered)" if filtered is not None else "")
+            + f" against exact search on {found['queries']} books"
+        )
