@@ -200,7 +200,7 @@ def holdout(
     return observed, train_pairs, (held // n_links, held % n_links, neg_books, neg_links)
 
 
-SPLIT_SLICE = 1 << 22  # pairs keyed at a time for the held-out test
+SPLIT_SLICE = 1 << 23  # pairs keyed at a time for the held-out test
 
 
 def index_dtype(n: int) -> torch.dtype:
