@@ -188,7 +188,7 @@ def _canonical(weights: dict[str, np.ndarray], opt: dict[str, Any], objective: s
     its links would then land opposite its neighbours; flipping keeps fold-in meaningful.
     """
     if objective == "classification" and weights["dense.weight"][0, 0] < 0:
-        weights["link.weight"] = weights["link.weight"] * -1
+        np.negative(weights["link.weight"], out=weights["link.weight"])  # our copy: in place
         weights["dense.weight"] = weights["dense.weight"] * -1
         opt["exp_avg"] = opt["exp_avg"] * np.array([-1, 1], dtype=opt["exp_avg"].dtype)
     return {"model": weights, "optimizer": opt}

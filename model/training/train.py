@@ -368,7 +368,7 @@ def evaluate(model: BookLinkModel, val: tuple[torch.Tensor, ...]) -> float:
     return auc(_scores(model, pos_b, pos_l), _scores(model, neg_b, neg_l))
 
 
-EVALUATE_SLICE = 1 << 20  # pairs scored at a time: ~1 KB of temporaries a pair
+EVALUATE_SLICE = 1 << 18  # pairs scored at a time: ~1 KB of temporaries a pair (1 << 20: +1 GB)
 
 
 def _scores(model: BookLinkModel, books: torch.Tensor, links: torch.Tensor) -> torch.Tensor:

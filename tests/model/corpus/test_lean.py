@@ -174,3 +174,55 @@ def test_evaluation_in_slices_gives_the_same_numbers(monkeypatch):
     auc = T.evaluate(model, val)
     monkeypatch.setattr(T, "EVALUATE_SLICE", 1 << 20)
     assert T.evaluate(model, val) == auc
+
+
+@pytest.mark.parametrize("piece", [1, 7, 1 << 22])
+def test_sorted_unique_keys_in_place_is_unique(piece, monkeypatch):
+    from bookvec.model.training import sampling as S
+
+    monkeypatch.setattr(S, "SPLIT_SLICE", piece)
+    rng = np.random.default_rng(piece)
+    for n_pairs, n_books, n_links in ((1, 1, 1), (60, 5, 4), (5_000, 300, 200)):
+        pairs = np.stack([rng.integers(0, n_books, n_pairs), rng.integers(0, n_links, n_pairs)], 1)
+        keys = pairs[:, 0].astype(np.int64) * n_links + pairs[:, 1]
+        got = S.sorted_unique_keys(pairs.astype(np.int32), n_links)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, np.unique(keys))
+
+
+def test_split_and_epoch_order_are_the_torch_ones(monkeypatch):
+    """The held-out split keyed in slices, and an epoch gathered through an int32 order, give
+    what ``torch.unique``, one filter test and a shuffled int64 copy gave."""
+    from bookvec.model.training import sampling as S
+    from bookvec.model.training.config import TrainConfig
+
+    gen = torch.Generator().manual_seed(1)
+    pairs = torch.stack(
+        [torch.randint(400, (6_000,), generator=gen), torch.randint(300, (6_000,), generator=gen)],
+        1,
+    ).int()
+    config = TrainConfig(validation_fraction=0.1)
+    observed, train_pairs, val = S.holdout(pairs, 400, 300, config)
+    monkeypatch.setattr(S, "SPLIT_SLICE", 13)
+    sliced = S.holdout(pairs, 400, 300, config)
+    assert torch.equal(sliced[0], observed) and torch.equal(sliced[1], train_pairs)
+    assert all(torch.equal(a, b) for a, b in zip(sliced[2], val, strict=True))
+
+    keys = S.pair_keys(pairs[:, 0], pairs[:, 1], 300)
+    assert torch.equal(observed, torch.unique(keys))
+    held = val[0].long() * 300 + val[1]
+    assert torch.equal(train_pairs, pairs[~torch.isin(keys, held)])
+
+    seed = torch.Generator().manual_seed(5)
+    expected = train_pairs[torch.randperm(len(train_pairs), generator=seed)]
+    draws = S._epoch_draws(
+        train_pairs,
+        100,
+        1,
+        400,
+        300,
+        S.ObservedPairs(observed),
+        torch.Generator().manual_seed(5),
+        None,
+    )
+    assert torch.equal(torch.cat([pos for pos, _, _ in draws]), expected.long())

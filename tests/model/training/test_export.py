@@ -7,6 +7,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from bookvec.model.training import export as E
 from bookvec.model.training import model as M
 from bookvec.model.training import train as T
 from bookvec.model.training.config import TrainConfig
@@ -35,11 +36,17 @@ def tiny_config(objective: str) -> TrainConfig:
     )
 
 
-@pytest.fixture(scope="module", params=["classification", "regression"])
+@pytest.fixture(scope="module", params=["classification", "regression", "classification-spliced"])
 def exported(request, tmp_path_factory):
-    model = T.train(tiny_pairs(), N_BOOKS, N_LINKS, tiny_config(request.param), progress=False)
+    """The two objectives; and the tables written from their buffers after the rest of the
+    model (as the large ones are), not inside its proto."""
+    objective = request.param.split("-")[0]
+    model = T.train(tiny_pairs(), N_BOOKS, N_LINKS, tiny_config(objective), progress=False)
     out = tmp_path_factory.mktemp(request.param)
-    paths = export_onnx(model, out)
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param.endswith("spliced"):
+            patch.setattr(E, "SPLICE_BYTES", 0)
+        paths = export_onnx(model, out)
     return model, out, paths
 
 
