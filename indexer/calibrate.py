@@ -13,7 +13,7 @@ order: ids are uuid5 of titles, so that order is unrelated to the vectors.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import qdrant_edge as edge
@@ -32,22 +32,14 @@ class Calibration:
 
     ef: int
     target: float
-    recall: float  # recall@10 at `ef`, unfiltered
-    filtered_recall: float | None  # with the book's first genre as a filter (None: no genres)
+    recall_at_10: float  # at `ef`, unfiltered
+    filtered_recall_at_10: float | None  # with the book's first genre as a filter (None: no genres)
     queries: int
     reached: bool  # False: even the last value of the ladder fell short (it is used then)
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ef": self.ef,
-            "target": self.target,
-            "recall_at_10": self.recall,
-            "filtered_recall_at_10": self.filtered_recall,
-            "queries": self.queries,
-            "reached": self.reached,
-            "seconds": self.seconds,
-        }
+        return asdict(self)
 
 
 def with_target(index: dict[str, Any], target: float | None) -> dict[str, Any]:
@@ -92,8 +84,8 @@ def calibrate(
     return Calibration(
         ef=ef,
         target=target,
-        recall=round(recall, 4),
-        filtered_recall=round(filtered, 4) if has_genres else None,
+        recall_at_10=round(recall, 4),
+        filtered_recall_at_10=round(filtered, 4) if has_genres else None,
         queries=len(samples),
         reached=recall >= target and filtered >= target,
         seconds=round(time.perf_counter() - began, 2),

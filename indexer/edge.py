@@ -387,8 +387,8 @@ class EdgeStore(EdgeLive, EdgeReads):
         found = calibrate(shard, IndexOptions.from_dict(index), target)
         if not found.reached:
             warnings.warn(
-                f"hnsw_ef {found.ef} reaches recall@10 {found.recall} (filtered: "
-                f"{found.filtered_recall}), short of the target {target}; searches use it",
+                f"hnsw_ef {found.ef} reaches recall@10 {found.recall_at_10} (filtered: "
+                f"{found.filtered_recall_at_10}), short of the target {target}; searches use it",
                 stacklevel=2,
             )
         return shard, {**index, "hnsw_ef": found.ef, CALIBRATION: found.to_dict()}
