@@ -95,6 +95,8 @@ def create_shard(
     # rebuilds their maps whenever a shard is opened (at 370k books, 47% of a 1-2 s open; with
     # them on disk the open took a quarter of the time), and every command opens it. The year
     # index stays in RAM: memory-mapped, it made each point's write ~40% dearer.
+    # Every index keeps the extra HNSW links Qdrant builds for its large values: with links for
+    # genres only a 10x index took 0.58x the time, but country-filtered recall@10 fell to 0.91.
     keyword = edge.KeywordIndexParams(memory=edge.Memory.Cached)
     for field in KEYWORD_FIELDS:
         shard.update(edge.UpdateOperation.create_field_index(field, keyword))
