@@ -15,9 +15,10 @@ step's process, or of the ``bookvec`` command it runs), in this order:
 - ``evaluate``: ``bookvec evaluate --json`` (off unless named: the baselines are slow at 100x);
 - ``index``: ``bookvec index --json`` (HNSW built above Edge's indexing threshold);
 - ``search``: dense genre-filtered search on the store, p50 / p99 over ``--queries`` books,
-  recall@10 against numpy exact search with the same filter at the index's ``hnsw_ef``
-  (``--ef-curve``: also other values), the points and HNSW-indexed vectors in the store, and
-  ``bookvec search TITLE --exact [-g GENRE]`` as whole processes (median wall);
+  recall@10 against numpy exact search with the same filter at the index's ``hnsw_ef``, with
+  its standard error over the query books (``--ef-curve``: also other values), the points
+  and HNSW-indexed vectors in the store, and ``bookvec search TITLE --exact [-g GENRE]`` as
+  whole processes (median wall);
 - ``upsert``: ``bookvec upsert`` of ``--upsert-books`` new books (a small synthetic corpus
   with new titles).
 
@@ -184,6 +185,9 @@ def step_search(corpus: Path, books: int, args) -> dict:
             "filtered_p50_ms": round(float(np.percentile(ms, 50)), 3),
             "filtered_p99_ms": round(float(np.percentile(ms, 99)), 3),
             "recall_at_10_filtered": recall(found, truth),
+            # per-query recall varies widely (a few books lose half their list): the mean's
+            # standard error says how far another sample of books could land
+            "recall_at_10_filtered_se": _standard_error(found, truth),
         }
 
     out = {
@@ -205,6 +209,13 @@ def step_search(corpus: Path, books: int, args) -> dict:
     genre = next((g for g in top if masks[g][int(picks[0])]), top[0])
     out.update(cli_timing(home, title, genre, args.cli_runs))
     return out
+
+
+def _standard_error(found: list[list[str]], truth: list[list[str]]) -> float:
+    import numpy as np
+
+    each = np.array([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
+    return round(float(each.std(ddof=1) / np.sqrt(len(each))), 4) if len(each) > 1 else 0.0
 
 
 def step_upsert(corpus: Path, books: int, args) -> dict:

@@ -146,4 +146,9 @@ def index(
             f"searches use hnsw_ef {found['ef']}: recall@10 {found['recall_at_10']:.4f}"
             + (f" ({filtered:.4f} genre-filtered)" if filtered is not None else "")
             + f" against exact search on {found['queries']} books"
+            + (
+                f"; filtered searches: {found['filtered_search']}"
+                if "filtered_search" in found
+                else ""
+            )
         )

@@ -81,10 +81,12 @@ def _hnsw(store: dict) -> str | None:
     if "recall_at_10" not in found:
         return f"hnsw_ef {store['hnsw_ef']}"
     filtered = found.get("filtered_recall_at_10")
+    how = found.get("filtered_search")
     return (
         f"hnsw_ef {found['ef']}: recall@10 {found['recall_at_10']:.4f}"
         + (f", genre-filtered {filtered:.4f}" if filtered is not None else "")
         + f" on {found['queries']} books (target {found['target']})"
+        + (f"; filtered searches: {how}" if how else "")
     )
 
 

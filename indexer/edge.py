@@ -117,6 +117,7 @@ class EdgeStore(EdgeLive, EdgeReads):
         self._shard: edge.EdgeShard | None = None
         self._stamp: tuple[int, int] | None = UNSEEN
         self._params: edge.SearchParams | None = None
+        self._filtered_params: edge.SearchParams | None = None
         self._ef_override: int | None = None
         self._writing: Path | None = None  # the shard directory `_changing` is writing to
         self._published = False  # whether the last `_changing` published its copy

@@ -59,6 +59,7 @@ class EdgeLive:
     _shard: edge.EdgeShard | None
     _stamp: tuple[int, int] | None
     _params: edge.SearchParams | None
+    _filtered_params: edge.SearchParams | None
     _ef_override: int | None
     _writing: Path | None
     _published: bool
@@ -166,12 +167,13 @@ class EdgeLive:
 
     def _set_params(self) -> None:
         if self._live is None:
-            self._params = None
+            self._params = self._filtered_params = None
             return
         options = IndexOptions.from_dict(self._live.meta.index)
         if self._ef_override is not None:
             options = replace(options, hnsw_ef=self._ef_override)
         self._params = _search_params(options)
+        self._filtered_params = _search_params(options, filtered=True)
 
     def set_hnsw_ef(self, ef: int | None) -> None:
         """Search through this handle with another hnsw_ef (None: the collection's own).

@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 
 class EdgeReads:
     """Reads of EdgeStore. What it needs of the store: `_require()` (the live generation and
-    its shard, opened), `_follow()`, `_live`, `_shard`, `_params` (the search params), `root`,
-    `collection`, `backend` and `hybrid`."""
+    its shard, opened), `_follow()`, `_live`, `_shard`, `_params` and `_filtered_params` (the
+    search params without and with a payload filter), `root`, `collection`, `backend` and
+    `hybrid`."""
 
     backend: str
     root: Path
@@ -52,6 +53,7 @@ class EdgeReads:
     _live: Opened | None
     _shard: edge.EdgeShard | None
     _params: edge.SearchParams | None
+    _filtered_params: edge.SearchParams | None
     _info_cache: tuple[Opened, CollectionInfo] | None = None  # of the live generation
 
     if TYPE_CHECKING:  # edge_live.EdgeLive's
@@ -225,12 +227,16 @@ class EdgeReads:
             sparse,
             limit=limit,
             flt=edge_filter,
-            params=self._params,
+            params=self._params_for(flt),
             diverse=diverse,
             spec=self.hybrid,
             sparse_top=top,
         )
         return hits(shard.query(request))
+
+    def _params_for(self, flt: BookFilter | None) -> edge.SearchParams | None:
+        """A payload filter's searches as the calibration chose (IndexOptions.filtered_search)."""
+        return self._params if flt is None or flt.is_empty else self._filtered_params
 
     def _nearest(
         self,
@@ -243,7 +249,8 @@ class EdgeReads:
         """The `limit` nearest points under `flt`, the excluded ones left out (`_over_fetch`)."""
         limit = check_limit(limit)
         query = edge.Query.Nearest(list(vector))
-        request, excluded = _over_fetch(query, limit, flt, exclude_ids, self._params, True)
+        params = self._params_for(flt)
+        request, excluded = _over_fetch(query, limit, flt, exclude_ids, params, True)
         return hits(_drop(shard.query(request), excluded, limit))
 
     def _fused(self, shard, dense, sparse, limit, flt, exclude_ids) -> list[Hit]:
@@ -252,7 +259,7 @@ class EdgeReads:
         formula, the same scores), then the payloads of the winners only."""
         pool = hybrid.prefetch_limit(self.hybrid, limit, False)
         dense_request, excluded = _over_fetch(
-            edge.Query.Nearest(dense), pool, flt, exclude_ids, self._params, False
+            edge.Query.Nearest(dense), pool, flt, exclude_ids, self._params_for(flt), False
         )
         # The sparse side keeps its `must_not` (cheap there): its scores often tie (books
         # with the same pages), and which of the tied ones Edge returns depends on the limit.

@@ -46,7 +46,13 @@ from bookvec.indexer.points import (
     few_collections,
     stored_payload,
 )
-from bookvec.indexer.types import INTEGER_FIELDS, KEYWORD_FIELDS, IndexOptions, Progress
+from bookvec.indexer.types import (
+    ACORN_MAX_SELECTIVITY,
+    INTEGER_FIELDS,
+    KEYWORD_FIELDS,
+    IndexOptions,
+    Progress,
+)
 
 SCROLL_PAGE = 1000
 # Opening a generation checks its point count (one exact count); the id checksum too up to this
@@ -105,12 +111,18 @@ def create_shard(
     return shard
 
 
-def _search_params(options: IndexOptions) -> edge.SearchParams:
-    """hnsw_ef for graph searches; with int8, candidates are rescored on the original vectors."""
+def _search_params(options: IndexOptions, *, filtered: bool = False) -> edge.SearchParams:
+    """hnsw_ef for graph searches; a `filtered` one as options.filtered_search says (ACORN or
+    exact, types.FILTERED_SEARCHES); with int8, candidates are rescored on the originals."""
     quantization = None
     if options.quantization == "int8":
         quantization = edge.QuantizationSearchParams(rescore=True, oversampling=2.0)
-    return edge.SearchParams(hnsw_ef=options.hnsw_ef, quantization=quantization)
+    if filtered and options.filtered_search == "exact":
+        return edge.SearchParams(exact=True)
+    acorn = None
+    if filtered and options.filtered_search == "acorn":
+        acorn = edge.AcornSearchParams(enable=True, max_selectivity=ACORN_MAX_SELECTIVITY)
+    return edge.SearchParams(hnsw_ef=options.hnsw_ef, quantization=quantization, acorn=acorn)
 
 
 def _stored_hashes(shard: edge.EdgeShard, items: list[Prepared]) -> dict[str, str | None]:

@@ -23,7 +23,12 @@ from qdrant_client.http.exceptions import ResponseHandlingException
 from bookvec.errors import BookvecError, ConfigError, DataNotFoundError, StoreError
 from bookvec.indexer import hybrid
 from bookvec.indexer.retry import Retry, is_transient, message_of, status_of
-from bookvec.indexer.types import INTEGER_FIELDS, KEYWORD_FIELDS, IndexOptions
+from bookvec.indexer.types import (
+    ACORN_MAX_SELECTIVITY,
+    INTEGER_FIELDS,
+    KEYWORD_FIELDS,
+    IndexOptions,
+)
 
 ENV_GRPC = "BOOKVEC_QDRANT_GRPC"
 ENV_TIMEOUT = "BOOKVEC_QDRANT_TIMEOUT"
@@ -307,7 +312,8 @@ def _search_params(options: IndexOptions) -> models.SearchParams:
     quantization = None
     if options.quantization == "int8":
         quantization = models.QuantizationSearchParams(rescore=True, oversampling=2.0)
-    return models.SearchParams(hnsw_ef=options.hnsw_ef, quantization=quantization)
+    acorn = models.AcornSearchParams(enable=True, max_selectivity=ACORN_MAX_SELECTIVITY)
+    return models.SearchParams(hnsw_ef=options.hnsw_ef, quantization=quantization, acorn=acorn)
 
 
 def _sparse_config(options: IndexOptions) -> dict[str, Any] | None:

@@ -136,7 +136,8 @@ def incremental_parent(store, bundle, shards, replicas, options) -> bool:
         info is not None
         and info.model_version == parent
         and info.vector_size == bundle.dim
-        # a store indexed before hnsw_ef was measured has no recall target: it keeps its hnsw_ef
+        # a store indexed before hnsw_ef was measured has no recall target: it keeps its hnsw_ef;
+        # how its filtered searches go is measured with hnsw_ef, not asked for
         and (options is None or _settings(info.index) == _settings(options))
         and shards in (None, info.shards)
         and replicas in (None, info.replicas)
@@ -146,4 +147,4 @@ def incremental_parent(store, bundle, shards, replicas, options) -> bool:
 def _settings(options):
     from dataclasses import replace
 
-    return replace(options, recall_target=None)
+    return replace(options, recall_target=None, filtered_search="acorn")

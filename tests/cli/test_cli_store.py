@@ -204,5 +204,8 @@ def test_info_says_how_searches_use_the_graph():
     assert line == (
         "hnsw_ef 256: recall@10 0.9905, genre-filtered 0.9955 on 200 books (target 0.99)"
     )
+    measured["filtered_search"] = "acorn"
+    line = _hnsw({"hnsw_ef": 256, "indexed_vectors": 370_200, "hnsw_calibration": measured})
+    assert line.endswith("(target 0.99); filtered searches: acorn")
     assert _hnsw({"hnsw_ef": 64, "indexed_vectors": 10, "hnsw_calibration": None}) == "hnsw_ef 64"
     assert _hnsw({"error": "no store"}) is None

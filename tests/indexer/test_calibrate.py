@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from bookvec.indexer import BookFilter, BookPoint, IndexOptions, open_store
-from bookvec.indexer import edge as edge_store
 from bookvec.indexer.calibrate import LADDER
 from bookvec.settings import QdrantSettings
 
@@ -25,14 +23,6 @@ def clustered(n: int, start: int = 0, seed: int = 0) -> list[BookPoint]:
         BookPoint(f"Book {start + i}", vectors[i], {"genres": [GENRES[(start + i) % 4]]})
         for i in range(n)
     ]
-
-
-@pytest.fixture
-def graph_everywhere(monkeypatch):
-    """Thresholds lowered so that a few thousand 16-d points get a graph, and a genre-filtered
-    search walks it (instead of scoring the genre's points exactly)."""
-    monkeypatch.setattr(edge_store, "INDEXING_THRESHOLD_KB", 1)
-    monkeypatch.setattr(edge_store, "FULL_SCAN_THRESHOLD_KB", 1)
 
 
 def exact_recall(store, data: list[BookPoint], queries: list[BookPoint], genre: bool) -> float:
