@@ -32,9 +32,9 @@ CALIBRATION = "calibration"  # the key of its record in a generation's index met
 # points skipped), "acorn" (Qdrant's ACORN: the neighbours of filtered-out neighbours tried too,
 # for filters keeping at most ACORN_MAX_SELECTIVITY of the points, Qdrant's default) or "exact"
 # (every matching point scored, through the payload index). A genre filter the query book is not
-# in leaves its graph neighbourhood filtered out: at 370k books the plain walk's recall@10 was
-# 0.971 there, ACORN's 0.991 at ~1.15x the time; at 3.7M ACORN's 0.84 at 3x exact's time (README,
-# "Scale settings"). The calibration chooses per store (indexer/calibrate.py).
+# in leaves its graph neighbourhood filtered out: the plain walk's recall@10 there was 0.971 at
+# 370k books and 0.58 at 3.7M. The calibration times each and keeps the fastest that reaches
+# its recall target (indexer/calibrate.py; README, "Scale settings").
 FILTERED_SEARCHES = ("plain", "acorn", "exact")
 ACORN_MAX_SELECTIVITY = 0.4
 
