@@ -27,7 +27,12 @@ from typing import Any
 import qdrant_edge as edge
 
 from bookvec.indexer.points import stored_payload
-from bookvec.indexer.types import CALIBRATION, FILTERED_SEARCHES, IndexOptions
+from bookvec.indexer.types import (
+    CALIBRATION,
+    DEFAULT_FILTERED_SEARCH,
+    FILTERED_SEARCHES,
+    IndexOptions,
+)
 
 LADDER = (32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 QUERIES = 200
@@ -48,7 +53,7 @@ class Calibration:
     # how filtered graph searches are done (types.FILTERED_SEARCHES), and what each way
     # measured: recall@10 with the book's own first genre and with a common genre drawn for it
     # (often not its own), and the mean ms of a filtered search
-    filtered_search: str = "acorn"
+    filtered_search: str = DEFAULT_FILTERED_SEARCH
     filtered_searches: dict[str, dict[str, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -36,6 +36,7 @@ CALIBRATION = "calibration"  # the key of its record in a generation's index met
 # 370k books and 0.58 at 3.7M. The calibration times each and keeps the fastest that reaches
 # its recall target (indexer/calibrate.py; README, "Scale settings").
 FILTERED_SEARCHES = ("plain", "acorn", "exact")
+DEFAULT_FILTERED_SEARCH = "acorn"  # where nothing was measured (hnsw_ef given, a server)
 ACORN_MAX_SELECTIVITY = 0.4
 
 
@@ -59,9 +60,9 @@ class IndexOptions:
     # None: hnsw_ef as given. A server builds its graph in the background: as given there.
     # Kept in the generation's metadata with the calibration, not in to_dict.
     recall_target: float | None = None
-    # How filtered searches walk the graph (FILTERED_SEARCHES); chosen with hnsw_ef by the
-    # calibration and kept with it, like recall_target.
-    filtered_search: str = "acorn"
+    # How filtered searches that would walk the graph are done (FILTERED_SEARCHES); chosen with
+    # hnsw_ef by the calibration and kept with it, like recall_target.
+    filtered_search: str = DEFAULT_FILTERED_SEARCH
 
     def __post_init__(self) -> None:
         if self.filtered_search not in FILTERED_SEARCHES:

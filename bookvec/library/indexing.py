@@ -147,4 +147,6 @@ def incremental_parent(store, bundle, shards, replicas, options) -> bool:
 def _settings(options):
     from dataclasses import replace
 
-    return replace(options, recall_target=None, filtered_search="acorn")
+    from bookvec.indexer.types import DEFAULT_FILTERED_SEARCH
+
+    return replace(options, recall_target=None, filtered_search=DEFAULT_FILTERED_SEARCH)
