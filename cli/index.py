@@ -11,6 +11,7 @@ from bookvec.cli.common import ApiKeyOption, CollectionOption, JsonOption, Model
 # The defaults of bookvec.indexer.types.IndexOptions, repeated here so that `--help` does not
 # import the indexer (keep them equal; a test checks).
 DEFAULT_HNSW_M = 16
+DEFAULT_HNSW_EF_CONSTRUCT = 100
 DEFAULT_HNSW_EF = 128
 DEFAULT_WEIGHTING = "bm25"  # bookvec.sparse.DEFAULT_WEIGHTING (a test checks)
 
@@ -35,6 +36,14 @@ def index(
     ),
     hnsw_m: int = typer.Option(
         DEFAULT_HNSW_M, "--hnsw-m", min=4, max=128, help="HNSW graph links per point."
+    ),
+    hnsw_ef_construct: int = typer.Option(
+        DEFAULT_HNSW_EF_CONSTRUCT,
+        "--hnsw-ef-construct",
+        min=4,
+        max=4096,
+        help="HNSW candidates per point while the graph is built: higher builds a better "
+        "graph, more slowly.",
     ),
     hnsw_ef: int | None = typer.Option(
         None,
@@ -91,6 +100,7 @@ def index(
     options = sparse_options(
         None if sparse == "none" else sparse,
         hnsw_m=hnsw_m,
+        hnsw_ef_construct=hnsw_ef_construct,
         hnsw_ef=hnsw_ef,
         quantization=quantization,
     )

@@ -56,8 +56,13 @@ def test_index_options_are_stored_with_the_collection(home):
         "sparse_weighting": "bm25",
     }
     assert (defaults["shards"], defaults["replicas"]) == (1, 1)
-    tuned = run(home, "index", "--hnsw-m", "32", "--hnsw-ef", "64", "--quantization", "int8")
+    tuned = run(
+        home,
+        *("index", "--hnsw-m", "32", "--hnsw-ef-construct", "64", "--hnsw-ef", "64"),
+        *("--quantization", "int8"),
+    )
     assert tuned["index"]["hnsw_m"] == 32 and tuned["index"]["hnsw_ef"] == 64
+    assert tuned["index"]["hnsw_ef_construct"] == 64
     assert tuned["index"]["quantization"] == "int8"
     assert tuned["points"] == defaults["points"]
     hits = json.loads(invoke(["search", titles(home)[0], "--json"], home).stdout)
@@ -70,8 +75,9 @@ def test_cli_defaults_match_the_library():
     from bookvec.indexer import IndexOptions
     from bookvec.sparse import DEFAULT_WEIGHTING
 
-    assert (index.DEFAULT_HNSW_M, index.DEFAULT_HNSW_EF) == (
+    assert (index.DEFAULT_HNSW_M, index.DEFAULT_HNSW_EF_CONSTRUCT, index.DEFAULT_HNSW_EF) == (
         IndexOptions().hnsw_m,
+        IndexOptions().hnsw_ef_construct,
         IndexOptions().hnsw_ef,
     )
     assert index.DEFAULT_WEIGHTING == DEFAULT_WEIGHTING
