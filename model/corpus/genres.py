@@ -4,7 +4,7 @@
 "german"]``. The steps, in order, so that the result is predictable:
 
 1. strip wiki markup: HTML comments, ``<ref>`` notes, templates ``{{...}}``, links
-   (``[[a|b]]`` -> b), other tags, parenthesised remarks;
+   (``[[a|b]]`` -> b), other tags, parenthesised remarks, then stray ``<`` ``>`` ``{`` ``}``;
 2. split on ``,`` ``/`` ``;`` ``<br>`` (every spelling), ``[`` ``]``, and a trailing
    " short stories" becomes a genre of its own ("Fantasy, Horror short stories" -> fantasy,
    horror, short stories);
@@ -115,6 +115,9 @@ _TAG = re.compile(r"<\s*/?\s*[a-z][^<>]*>", re.I)
 _PARENS = re.compile(r"\([^()]*\)")
 _SPACE = re.compile(r"\s+")
 _MARKUP = re.compile(r"[<>{}\[\]&\n\u00a0]")
+# What markup leaves behind that no genre name has: an unclosed or empty tag ("<>", "<3"), a
+# lone brace. Spaces, so that "a<b" stays two words.
+_DEBRIS = re.compile(r"[<>{}]")
 
 
 def strip_markup(text: str, *, br: str = ", ") -> str:
@@ -192,7 +195,7 @@ def canonical_genres(raw: str | None) -> list[str]:
 def _canonical_genres(raw: str) -> tuple[str, ...]:
     # one Unicode form, so that a genre typed decomposed (or with a ligature) is the same genre
     text = strip_markup(unicodedata.normalize("NFKC", raw), br=",")
-    text = _PARENS.sub(" ", text)
+    text = _DEBRIS.sub(" ", _PARENS.sub(" ", text))
     out: list[str] = []
     for part in _SPLIT.split(text):
         for name in _expand(part):

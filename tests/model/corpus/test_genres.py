@@ -54,6 +54,10 @@ from bookvec.model.corpus.synth import GENRES
         ("Bildungsroman (coming of age novel)", ["bildungsroman"]),
         ("Action, Comedy, Adventure[Mystery]", ["action", "comedy", "adventure", "mystery"]),
         ("Fantasy, fantasy novel, FANTASY", ["fantasy"]),
+        ("0<>", ["0"]),  # markup debris: an empty tag, an unclosed template, a lone bracket
+        ("Horror{{", ["horror"]),
+        ("Fantasy <3", ["fantasy 3"]),
+        ("Crime <<>> novel", ["crime"]),
         ("None", []),
         ("", []),
         (None, []),
