@@ -46,10 +46,10 @@ def build(path: Path, vectors: np.ndarray, m: int, ef_construct: int) -> tuple:
     dim = vectors.shape[1]
     config = edge.EdgeConfig(
         vectors=edge.EdgeVectorParams(size=dim, distance=edge.Distance.Cosine),
-        hnsw_config=edge.HnswIndexConfig(
-            m=m, ef_construct=ef_construct, full_scan_threshold=10_000
-        ),
-        optimizers=edge.EdgeOptimizersConfig(indexing_threshold=10_000),
+        # a graph built and walked at any size (Edge's defaults, 10,000 KB each, build none
+        # below ~51k 50-d points and search such a segment exactly)
+        hnsw_config=edge.HnswIndexConfig(m=m, ef_construct=ef_construct, full_scan_threshold=1),
+        optimizers=edge.EdgeOptimizersConfig(indexing_threshold=1),
         wal_enabled=False,
     )
     shard = edge.EdgeShard.create(str(path), config)
