@@ -127,13 +127,20 @@ def synthetic(n: int, seed: int = 0, dim: int = 50) -> Dataset:
         )
     titles = [f"Synthetic Book {i:06d}" for i in range(n)]
     return Dataset(
-        "synthetic", titles, vectors, payloads, genre, list(GENRES), links(rng, genre, author)
+        "synthetic",
+        titles,
+        vectors,
+        payloads,
+        genre,
+        list(GENRES),
+        links(rng, genre, author, vectors),
     )
 
 
-def links(rng, genre: np.ndarray, author: np.ndarray, per_book: int = 21) -> list:
+def links(rng, genre: np.ndarray, author: np.ndarray, vectors, per_book: int = 21) -> list:
     """Sparse link vectors shaped like the corpus (~21 links a book, 42k pages): the author's
-    page, 6 pages of the genre's 400, the rest Zipf over all pages; bm25 weights."""
+    page, 6 pages of the genre's 400, the rest Zipf over all pages; the default weighting
+    (coherent: from the points' vectors too)."""
     from bookvec.sparse import DEFAULT_WEIGHTING, link_weights
 
     n, n_pages = len(genre), 42_000
@@ -143,7 +150,7 @@ def links(rng, genre: np.ndarray, author: np.ndarray, per_book: int = 21) -> lis
     zipf = np.minimum(rng.zipf(1.3, size=(n, per_book - 7)) + 6000, n_pages - 1)
     rows.append(np.stack([np.repeat(np.arange(n), per_book - 7), zipf.ravel()], axis=1))
     pairs = np.concatenate(rows)
-    weights = link_weights(pairs, n, n_pages, DEFAULT_WEIGHTING)
+    weights = link_weights(pairs, n, n_pages, DEFAULT_WEIGHTING, vectors)
     return list(weights.book_vectors(pairs, n))
 
 

@@ -13,7 +13,12 @@ books indexed with the model:
   modifier, so a score is the TF-IDF cosine of the two books, in [0, 1] (the TF-IDF baseline
   of ``bookvec evaluate``, searched by Qdrant);
 - ``bm25``: BM25's document side, tf (k1 + 1) / (tf + k1 (1 - b + b len / avg_len)), with
-  the store's IDF modifier on the query side: long link lists weigh less.
+  the store's IDF modifier on the query side: long link lists weigh less;
+- ``coherent``: tfidf with each page's IDF times c^2, c the length of the mean of the unit
+  vectors of the books that link to it (1 when the model put them all in one place, near 0
+  for a page linked from all over the catalogue). Rarity alone weighs an author's page like
+  a page as rare that unrelated books link to; the learned vectors tell them apart. The
+  weights come from the bundle's vectors as well as its pairs.
 
 No torch, no qdrant here: the indexer only receives (indices, values).
 """
@@ -28,14 +33,20 @@ import numpy as np
 
 from bookvec.errors import ConfigError
 
-WEIGHTINGS = ("binary", "tfidf", "bm25")
-# Chosen by measurement (`benchmarks/modes.py --sweep`, seed 0, through the store; README
-# "Search modes"): same-author recall@10 of sparse search, full-shape synthetic / p15:
-# binary+IDF -/0.706, tfidf 0.281/0.773, bm25 0.289/0.755; as hybrid's sparse side bm25 keeps
-# its author signal on both corpora, tfidf loses half of it on the synthetic one (0.148).
-DEFAULT_WEIGHTING = "bm25"
+WEIGHTINGS = ("binary", "tfidf", "bm25", "coherent")
+# Chosen by measurement (`benchmarks/modes.py --weightings bm25 coherent --sweep`, through the
+# store; README "Search modes"): sparse search's same-author recall@10, full-shape synthetic
+# (seed 0) / p15 (6 seeds): bm25 0.297 / 0.763, coherent 0.343 / 0.792 (TF-IDF's baseline
+# 0.282 / 0.786); as hybrid's sparse side (weight 0.5, hybrid.FORMULA_WEIGHTS) coherent keeps
+# most of it (0.337 / 0.785; bm25 at its weight 1: 0.298 / 0.762) for genre agreement 0.759 /
+# 0.533 (bm25: 0.765 / 0.544).
+DEFAULT_WEIGHTING = "coherent"
 # Weightings whose query side the store weighs with its IDF modifier.
 STORE_IDF = frozenset({"binary", "bm25"})
+# Weightings whose rows are tf x a weight per link, L2-normalised (a score is a cosine).
+NORMALISED = frozenset({"tfidf", "coherent"})
+# Weightings made from the model's book vectors as well as its pairs.
+NEEDS_VECTORS = frozenset({"coherent"})
 # BM25's usual k1 and b. `benchmarks/bm25_sweep.py` (3 seeds, hybrid genre agreement /
 # same-author recall@10): k1 20, b 0.25 lifts p15 to 0.554 / 0.776 (these: 0.546 / 0.763) but
 # drops the synthetic corpus's same-author recall to 0.218 (these: 0.293; TF-IDF 0.281).
@@ -57,7 +68,7 @@ class LinkWeights:
     """How one corpus weighs a book's links (from its pairs; see the module docstring)."""
 
     weighting: str
-    idf: np.ndarray  # float64 (n_links,): the tfidf weighting's IDF (ones for the others)
+    idf: np.ndarray  # float64 (n_links,): tfidf's IDF, coherent's IDF x c^2 (else ones)
     avg_len: float  # mean distinct links a book (bm25)
 
     @property
@@ -82,7 +93,7 @@ class LinkWeights:
         """``vector`` of each row, for many books in a few numpy calls (one at a time, the
         numpy calls cost more than the arithmetic). The same numbers, bit for bit: each value
         is the same elementwise expression; tfidf (a norm per row) goes row by row."""
-        if self.weighting == "tfidf" or not rows:
+        if self.weighting in NORMALISED or not rows:
             return [self.vector(row) for row in rows]
         from itertools import chain
 
@@ -107,9 +118,10 @@ class LinkWeights:
     def _values(self, indices: np.ndarray, tf: np.ndarray) -> np.ndarray:
         if self.weighting == "binary" or indices.size == 0:
             return np.ones(indices.size, dtype=np.float64)
-        if self.weighting == "tfidf":
+        if self.weighting in NORMALISED:
             values = tf * self.idf[indices]
-            return values / np.linalg.norm(values)
+            norm = np.linalg.norm(values)
+            return values / norm if norm > 0 else values
         norm = 1.0 - BM25_B + BM25_B * tf.sum() / max(self.avg_len, 1e-12)
         return tf * (BM25_K1 + 1.0) / (tf + BM25_K1 * norm)
 
@@ -138,18 +150,53 @@ def _distinct(keys: np.ndarray, *, counts: bool = False) -> Any:
 
 
 def link_weights(
-    pairs: np.ndarray, n_books: int, n_links: int, weighting: str = DEFAULT_WEIGHTING
+    pairs: np.ndarray,
+    n_books: int,
+    n_links: int,
+    weighting: str = DEFAULT_WEIGHTING,
+    book_vectors: np.ndarray | None = None,
 ) -> LinkWeights:
-    """The weights of ``weighting`` measured on a corpus's (book, link) pairs."""
+    """The weights of ``weighting`` measured on a corpus's (book, link) pairs (and, for
+    ``coherent``, its books' vectors: (n_books, dim), any scale)."""
     check_weighting(weighting)
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     keys = _distinct(pairs[:, 0] * max(n_links, 1) + pairs[:, 1])  # distinct (book, link)
     df = np.bincount(keys % max(n_links, 1), minlength=n_links).astype(np.float64)
     idf = np.ones(n_links, dtype=np.float64)
-    if weighting == "tfidf":
+    if weighting in NORMALISED:
         idf = np.log((1.0 + n_books) / (1.0 + df)) + 1.0
+    if weighting in NEEDS_VECTORS:
+        idf = idf * coherence(keys, n_books, n_links, df, book_vectors) ** 2
     books_with_links = max(1, _distinct(keys // max(n_links, 1)).size)
     return LinkWeights(weighting, idf, float(len(pairs) / books_with_links))
+
+
+COHERENCE_CHUNK = 1 << 20  # (book, link) pairs whose vectors are gathered at a time
+
+
+def coherence(
+    keys: np.ndarray, n_books: int, n_links: int, df: np.ndarray, book_vectors: np.ndarray | None
+) -> np.ndarray:
+    """Per link, the length of the mean unit vector of the distinct books linking to it (0 for
+    a link no book has). ``keys``: sorted distinct book * n_links + link."""
+    if book_vectors is None:
+        raise ConfigError("the coherent weighting needs the model's book vectors")
+    vectors = np.asarray(book_vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != n_books:
+        raise ConfigError(f"book vectors of shape {vectors.shape} for {n_books} books")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms > 0, norms, 1.0)
+    stride = max(n_links, 1)
+    by_link = np.sort((keys % stride) * max(n_books, 1) + keys // stride)  # link-major
+    total = np.zeros((n_links, unit.shape[1]), dtype=np.float64)
+    # A chunk at a time (its books' vectors gathered, summed per link): a 100x corpus's
+    # 70M pairs at once would gather 14 GB of vectors.
+    for start in range(0, by_link.size, COHERENCE_CHUNK):
+        part = by_link[start : start + COHERENCE_CHUNK]
+        links, books = np.divmod(part, max(n_books, 1))
+        first = np.flatnonzero(np.r_[True, links[1:] != links[:-1]])
+        total[links[first]] += np.add.reduceat(unit[books], first, axis=0, dtype=np.float64)
+    return np.linalg.norm(total, axis=1) / np.maximum(df, 1.0)
 
 
 def combine(

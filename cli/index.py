@@ -13,7 +13,7 @@ from bookvec.cli.common import ApiKeyOption, CollectionOption, JsonOption, Model
 DEFAULT_HNSW_M = 16
 DEFAULT_HNSW_EF_CONSTRUCT = 100
 DEFAULT_HNSW_EF = 128
-DEFAULT_WEIGHTING = "bm25"  # bookvec.sparse.DEFAULT_WEIGHTING (a test checks)
+DEFAULT_WEIGHTING = "coherent"  # bookvec.sparse.DEFAULT_WEIGHTING (a test checks)
 
 
 @app.command()
@@ -64,7 +64,8 @@ def index(
         DEFAULT_WEIGHTING,
         "--sparse",
         help="Weights of each book's links in its sparse vector: bm25 or binary (with the "
-        "store's IDF), tfidf, or none (dense vectors only; no sparse or hybrid search).",
+        "store's IDF), tfidf, coherent (tfidf x how close the model put each page's books), "
+        "or none (dense vectors only; no sparse or hybrid search).",
     ),
     full: bool = typer.Option(
         False,

@@ -93,7 +93,7 @@ def _create(path: Path, vector_size: int, options: IndexOptions) -> edge.EdgeSha
     )
 
 
-class EdgeStore(EdgeLive, EdgeReads):
+class EdgeStore(hybrid.HybridSpec, EdgeLive, EdgeReads):
     backend = "edge"
 
     def __init__(
@@ -123,7 +123,6 @@ class EdgeStore(EdgeLive, EdgeReads):
         self._published = False  # whether the last `_changing` published its copy
         self._scratch: Path | None = None  # a private copy of a read-only shard (edge_shard.py)
         self._scratch_next: Path | None = None
-        self.hybrid = hybrid.DEFAULT_HYBRID  # how hybrid and diverse queries are built
         self._follow()
 
     # --- writing -------------------------------------------------------------------------------

@@ -66,7 +66,9 @@ class EdgeLive:
     _scratch: Path | None
     _scratch_next: Path | None
 
-    if TYPE_CHECKING:  # edge.EdgeStore's
+    if TYPE_CHECKING:  # edge.EdgeStore's (hybrid.HybridSpec's)
+
+        def _learn_weighting(self, weighting: str | None) -> None: ...
 
         def _optimize(
             self, shard: edge.EdgeShard, path: Path, vector_size: int, index: dict[str, Any]
@@ -168,8 +170,10 @@ class EdgeLive:
     def _set_params(self) -> None:
         if self._live is None:
             self._params = self._filtered_params = None
+            self._learn_weighting(None)
             return
         options = IndexOptions.from_dict(self._live.meta.index)
+        self._learn_weighting(options.sparse_weighting)
         if self._ef_override is not None:
             options = replace(options, hnsw_ef=self._ef_override)
         self._params = _search_params(options)

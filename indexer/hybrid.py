@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import qdrant_edge as edge
@@ -77,7 +77,37 @@ class Hybrid:
 
 
 DEFAULT_HYBRID = Hybrid()
+# The formula's sparse weight for a collection of each sparse weighting, where it is not
+# DEFAULT_HYBRID's: coherent (cosines, its best match in a list near 1 where the others' are
+# lower) balances genre agreement and same-author recall at 0.5 (README "Search modes").
+FORMULA_WEIGHTS = {"coherent": 0.5}
 FUSE_CHUNK = 16  # sparse-only candidates whose vectors `fuse` asks for at a time
+
+
+def for_weighting(weighting: str | None) -> Hybrid:
+    """The default spec of a collection whose sparse vectors are weighted `weighting`."""
+    weight = FORMULA_WEIGHTS.get(weighting or "")
+    return DEFAULT_HYBRID if weight is None else replace(DEFAULT_HYBRID, sparse_weight=weight)
+
+
+class HybridSpec:
+    """A store's `hybrid` (how its hybrid and diverse queries are built): the collection's
+    default (`for_weighting` its sparse weighting, set by the store as it learns it) unless
+    a spec is assigned (a measurement trying another)."""
+
+    _hybrid_set: Hybrid | None = None
+    _hybrid_default: Hybrid = DEFAULT_HYBRID
+
+    @property
+    def hybrid(self) -> Hybrid:
+        return self._hybrid_set or self._hybrid_default
+
+    @hybrid.setter
+    def hybrid(self, spec: Hybrid | None) -> None:
+        self._hybrid_set = spec
+
+    def _learn_weighting(self, weighting: str | None) -> None:
+        self._hybrid_default = for_weighting(weighting)
 
 
 def describe(spec: Hybrid) -> str:

@@ -52,7 +52,7 @@ from bookvec.indexer.server_write import ServerWrites
 from bookvec.indexer.types import BookFilter, CollectionInfo, Hit, IndexOptions, Record
 
 
-class ServerStore(ServerWrites):
+class ServerStore(hybrid.HybridSpec, ServerWrites):
     backend = "server"
 
     def __init__(
@@ -82,7 +82,6 @@ class ServerStore(ServerWrites):
         self._size: int | None = None  # the collection's vector size, for checking queries
         self._params: Any = None  # search params of the collection (hnsw_ef, quantization)
         self._sparse: bool | None = None  # whether the collection has sparse vectors
-        self.hybrid = hybrid.DEFAULT_HYBRID  # how hybrid and diverse queries are built
 
     # --- reading -------------------------------------------------------------------------------
     def info(self, *, count: bool = True) -> CollectionInfo | None:
@@ -96,6 +95,7 @@ class ServerStore(ServerWrites):
         options = IndexOptions.from_dict(meta.get("index"))
         self._size = size
         self._sparse = options.has_sparse
+        self._learn_weighting(options.sparse_weighting)
         self._params = None if self.local else _search_params(options)
         return CollectionInfo(
             name=physical,

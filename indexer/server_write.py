@@ -61,6 +61,8 @@ class ServerWrites(ServerClient):
 
         def _has_sparse(self) -> bool: ...
 
+        def _learn_weighting(self, weighting: str | None) -> None: ...
+
     # --- writing -------------------------------------------------------------------------------
     def ensure_collection(
         self,
@@ -81,6 +83,8 @@ class ServerWrites(ServerClient):
         physical = self._create(vector_size, model_version, shards, replicas, options)
         self._switch_alias(physical, old=None)
         self._size = vector_size
+        self._sparse = options.has_sparse
+        self._learn_weighting(options.sparse_weighting)
         self._params = None if self.local else _search_params(options)
 
     def replace_all(
@@ -114,6 +118,7 @@ class ServerWrites(ServerClient):
             self._drop(old)
         self._size = vector_size
         self._sparse = options.has_sparse
+        self._learn_weighting(options.sparse_weighting)
         self._params = None if self.local else _search_params(options)
         return self._call("count points", self.client.count, new, exact=True).count
 

@@ -72,12 +72,14 @@ def sparse_options(weighting: str | None, **index: Any):
 
 
 def bundle_link_weights(bundle, weighting: str | None):
-    """How the bundle's corpus weighs links (IDF, lengths: from its pairs), or None."""
+    """How the bundle's corpus weighs links (IDF, lengths: from its pairs; coherence: from its
+    book vectors too), or None."""
     if weighting is None:
         return None
-    from bookvec.sparse import link_weights
+    from bookvec.sparse import NEEDS_VECTORS, check_weighting, link_weights
 
-    return link_weights(bundle_pairs(bundle), bundle.n_books, bundle.n_links, weighting)
+    vectors = bundle.book_vectors if check_weighting(weighting) in NEEDS_VECTORS else None
+    return link_weights(bundle_pairs(bundle), bundle.n_books, bundle.n_links, weighting, vectors)
 
 
 def index_bundle(bundle, store, *, progress: Callable[[int], None] | None = None) -> int:

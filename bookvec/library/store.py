@@ -117,9 +117,11 @@ def default_mode(info) -> str:
 
 def fusion_of(info) -> str | None:
     """How the default hybrid search fuses its two sides (None where it is not hybrid)."""
-    from bookvec.indexer.hybrid import DEFAULT_HYBRID, describe
+    from bookvec.indexer.hybrid import describe, for_weighting
 
-    return describe(DEFAULT_HYBRID) if default_mode(info) == "hybrid" else None
+    if default_mode(info) != "hybrid":
+        return None
+    return describe(for_weighting(info.index.sparse_weighting))
 
 
 def upserted_record(store, query: str, *, exact: bool = False):

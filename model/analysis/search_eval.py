@@ -41,7 +41,7 @@ def build_store(
     from bookvec.indexer import BookPoint, IndexOptions
     from bookvec.indexer.edge import EdgeStore
 
-    weights = link_weights(train_pairs, books.height, n_links, weighting)
+    weights = link_weights(train_pairs, books.height, n_links, weighting, book_vectors)
     options = IndexOptions(sparse="idf" if weights.store_idf else "dot", sparse_weighting=weighting)
     titles = books.get_column("title").to_list()
     genres = books.get_column("genres").to_list()

@@ -61,7 +61,11 @@ the corpus-size rules below come from those runs (issue 8 has the tables).
   so 50 stays (``--dim``); ``negative_ratio`` 5 0.545 / 0.729 and, fused with the sparse
   side, no better than 2 (0.551 / 0.762 vs 0.551 / 0.757); ``max_logit_scale`` 6 0.542 /
   0.710; ``negative_power`` 0.75 0.556 / 0.701 but full-shape AUC 0.939 and half the dense
-  same-author recall; ``learning_rate`` 0.05 0.544 / 0.708. None kept.
+  same-author recall; ``learning_rate`` 0.05 0.544 / 0.708. Positives drawn each epoch with
+  probability ~ (the link's pairs)^0.25 (popular pages oversampled): 0.552 / 0.665 (6 seeds),
+  fused no better; ~ (the book's links)^-0.5: no different over 6 seeds; two models' cosines
+  averaged (same split, other inits): 0.551 / 0.719, fused 0.545 / 0.764 (benchmarks/frontier.py
+  has the fused frontier). None kept.
 - Tried for p15's genre probe (3 seeds; default 0.811, binary links 0.857): dim 100 0.829,
   dim 200 0.833; ``lr_decay`` 1 0.825; ``negative_power`` 0 / 1 0.809 / 0.817;
   ``max_logit_scale`` 2 / 8 0.810 / 0.805; ``negative_ratio`` 8 0.817; word2vec-style

@@ -179,7 +179,8 @@ def test_modes_and_diverse(trained_home, titles, bundle):
     diverse = _json(invoke([*args, "--mode", "dense", "--diverse"], trained_home))
     assert diverse[0]["title"] == dense[0]["title"] and diverse != dense
     info = json.loads(invoke(["info", "--json"], trained_home).stdout)
-    assert info["store"]["search_mode"] == "hybrid" and info["store"]["sparse"] == "bm25"
+    assert info["store"]["search_mode"] == "hybrid" and info["store"]["sparse"] == "coherent"
+    assert info["store"]["fusion"].startswith("dense + 0.5 x sparse / best sparse")
     bad = invoke([*args, "--mode", "cosine"], trained_home)
     assert bad.exit_code == 2 and "--mode" in bad.output
 

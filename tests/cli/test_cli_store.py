@@ -52,8 +52,8 @@ def test_index_options_are_stored_with_the_collection(home):
         "hnsw_ef_construct": 100,
         "hnsw_ef": 128,
         "quantization": "none",
-        "sparse": "idf",  # bm25 weights, the store's IDF on the query side
-        "sparse_weighting": "bm25",
+        "sparse": "dot",  # coherent weights: rows normalised, no store IDF
+        "sparse_weighting": "coherent",
     }
     assert (defaults["shards"], defaults["replicas"]) == (1, 1)
     tuned = run(

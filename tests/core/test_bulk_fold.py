@@ -16,7 +16,7 @@ def test_sparse_vectors_of_a_batch_are_bit_for_bit(weighting) -> None:
     rng = np.random.default_rng(0)
     n_links = 300
     pairs = np.stack([rng.integers(0, 50, 2000), rng.integers(0, n_links, 2000)], axis=1)
-    weights = link_weights(pairs, 50, n_links, weighting)
+    weights = link_weights(pairs, 50, n_links, weighting, rng.standard_normal((50, 8)))
     rows = [rng.integers(0, n_links, rng.integers(0, 40)).tolist() for _ in range(200)]
     rows[3] = []
     rows[4] = [7, 7, 7, 2]  # repeats count as tf

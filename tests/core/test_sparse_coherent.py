@@ -1,0 +1,102 @@
+"""The coherent sparse weighting (bookvec.sparse): a page weighs its IDF times c^2, c the length
+of the mean unit vector of the books linking to it.
+
+Planted: two clusters of books pointing opposite ways. An author's page is linked by four
+books of one cluster, a stray page by two books of each (one of them also the author's): the
+same document frequency, so TF-IDF weighs them alike; the coherent weighting keeps the
+author's page and all but drops the stray one, and a sparse search from the book that links
+both finds the author's other books first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bookvec.errors import ConfigError
+from bookvec.indexer import BookPoint, IndexOptions, open_store
+from bookvec.settings import QdrantSettings
+from bookvec.sparse import link_weights
+
+DIM = 8
+AUTHOR, STRAY, OWN = 0, 1, 2  # page ids; each book also links a page of its own (OWN + book)
+
+
+def planted():
+    rng = np.random.default_rng(0)
+    axis = np.eye(DIM)[0]
+    vectors = np.concatenate(
+        [axis + 0.05 * rng.standard_normal((6, DIM)), -axis + 0.05 * rng.standard_normal((6, DIM))]
+    )
+    pairs = [(b, AUTHOR) for b in (0, 1, 2, 3)] + [(b, STRAY) for b in (3, 4, 6, 7)]
+    pairs += [(b, OWN + b) for b in range(12)]
+    return np.asarray(pairs), vectors, OWN + 12
+
+
+def test_a_page_weighs_by_how_close_its_books_are():
+    pairs, vectors, n_links = planted()
+    tfidf = link_weights(pairs, 12, n_links, "tfidf")
+    coherent = link_weights(pairs, 12, n_links, "coherent", vectors)
+    assert tfidf.idf[AUTHOR] == tfidf.idf[STRAY]  # same document frequency
+    assert coherent.idf[AUTHOR] == pytest.approx(tfidf.idf[AUTHOR], rel=0.01)  # c ~ 1
+    assert coherent.idf[STRAY] < 0.01 * tfidf.idf[STRAY]  # two books each way: c ~ 0
+    # a page one book links is as coherent as can be: its weight is its IDF
+    np.testing.assert_allclose(coherent.idf[OWN:], tfidf.idf[OWN:], rtol=1e-6)
+    assert np.all(coherent.idf <= tfidf.idf * (1 + 1e-6))
+    # the vectors' scale does not matter (each is made unit first)
+    scaled = link_weights(pairs, 12, n_links, "coherent", vectors * np.arange(1, 13)[:, None])
+    np.testing.assert_allclose(scaled.idf, coherent.idf, rtol=1e-5)
+    # rows are L2-normalised, as tfidf's: a score is a cosine
+    for _, values in coherent.book_vectors(pairs, 12):
+        assert np.linalg.norm(values) == pytest.approx(1.0)
+
+
+def test_chunks_sum_as_one(monkeypatch):
+    """Pairs gathered a chunk at a time: a page whose books straddle two chunks sums as one."""
+    import bookvec.sparse as sparse
+
+    rng = np.random.default_rng(1)
+    pairs = np.stack([rng.integers(0, 60, 900), rng.integers(0, 40, 900)], axis=1)
+    vectors = rng.standard_normal((60, 5))
+    whole = link_weights(pairs, 60, 40, "coherent", vectors)
+    monkeypatch.setattr(sparse, "COHERENCE_CHUNK", 7)
+    np.testing.assert_allclose(link_weights(pairs, 60, 40, "coherent", vectors).idf, whole.idf)
+
+
+def test_it_needs_the_vectors_of_every_book():
+    pairs, vectors, n_links = planted()
+    with pytest.raises(ConfigError, match="needs the model's book vectors"):
+        link_weights(pairs, 12, n_links, "coherent")
+    with pytest.raises(ConfigError, match="for 12 books"):
+        link_weights(pairs, 12, n_links, "coherent", vectors[:5])
+
+
+@pytest.mark.parametrize("kind", ["edge", "server"])
+def test_sparse_search_finds_the_authors_book_first(kind, tmp_path):
+    """Book 3 links the author's page and the stray page; book 0 shares only the author's
+    page, book 6 only the stray page. TF-IDF ties them; coherent ranks book 0 first."""
+    pairs, vectors, n_links = planted()
+    order = {}
+    for weighting in ("tfidf", "coherent"):
+        weights = link_weights(pairs, 12, n_links, weighting, vectors)
+        points = [
+            BookPoint(title=f"Book {b:02d}", vector=vectors[b], payload={}, sparse=s)
+            for b, s in enumerate(weights.book_vectors(pairs, 12))
+        ]
+        if kind == "edge":
+            store = open_store(QdrantSettings(), path=tmp_path / weighting)
+        else:
+            from qdrant_client import QdrantClient
+
+            store = open_store(QdrantSettings(), client=QdrantClient(":memory:"))
+        try:
+            options = IndexOptions(sparse="dot", sparse_weighting=weighting)
+            store.replace_all(points, vector_size=DIM, model_version="m", options=options)
+            hits = store.search_like("Book 03", limit=12, mode="sparse")
+            order[weighting] = {h.title: h.score for h in hits}
+        finally:
+            store.close()
+    tied = order["tfidf"]
+    assert tied["Book 00"] == pytest.approx(tied["Book 06"], rel=1e-5)
+    found = order["coherent"]
+    assert found["Book 00"] > 10 * found["Book 06"]
+    assert max(found, key=found.get) in {"Book 00", "Book 01", "Book 02"}
