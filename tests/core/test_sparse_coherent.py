@@ -100,3 +100,62 @@ def test_sparse_search_finds_the_authors_book_first(kind, tmp_path):
     found = order["coherent"]
     assert found["Book 00"] > 10 * found["Book 06"]
     assert max(found, key=found.get) in {"Book 00", "Book 01", "Book 02"}
+
+
+@pytest.mark.parametrize("kind", ["edge", "server"])
+def test_a_coherent_collection_fuses_at_its_own_weight(kind, tmp_path):
+    """Hybrid on a coherent collection is dense + 0.5 x sparse / best sparse (its weight,
+    hybrid.for_weighting), on both backends and after reopening; a bm25 one keeps 1; a spec
+    assigned to the store wins over either."""
+    from dataclasses import replace
+
+    from bookvec.indexer import hybrid
+
+    pairs, vectors, n_links = planted()
+    weights = link_weights(pairs, 12, n_links, "coherent", vectors)
+    points = [
+        BookPoint(title=f"Book {b:02d}", vector=vectors[b], payload={}, sparse=s)
+        for b, s in enumerate(weights.book_vectors(pairs, 12))
+    ]
+
+    def opened():
+        if kind == "edge":
+            return open_store(QdrantSettings(), path=tmp_path / "store")
+
+        return open_store(QdrantSettings(), client=client)
+
+    client = None
+    if kind == "server":
+        from qdrant_client import QdrantClient
+
+        client = QdrantClient(":memory:")
+    store = opened()
+    options = IndexOptions(sparse="dot", sparse_weighting="coherent")
+    store.replace_all(points, vector_size=DIM, model_version="m", options=options)
+    store.close()
+    store = opened()
+    try:
+        hits = store.search_like("Book 03", limit=5, mode="hybrid")
+        assert store.hybrid.sparse_weight == 0.5
+        query = vectors[3] / np.linalg.norm(vectors[3])
+        sparse = {h.title: h.score for h in store.search_like("Book 03", limit=12, mode="sparse")}
+        best = max(sparse.values())
+        for hit in hits:  # the formula, from the two sides' own scores
+            b = int(hit.title.split()[1])
+            cosine = float(query @ (vectors[b] / np.linalg.norm(vectors[b])))
+            expected = cosine + 0.5 * sparse.get(hit.title, 0.0) / best
+            assert hit.score == pytest.approx(expected, abs=1e-5)
+        store.hybrid = replace(hybrid.DEFAULT_HYBRID, sparse_weight=2.0)
+        assert store.hybrid.sparse_weight == 2.0
+        store.hybrid = None  # back to the collection's own
+        assert store.hybrid.sparse_weight == 0.5
+        store.replace_all(
+            points,
+            vector_size=DIM,
+            model_version="m",
+            options=IndexOptions(sparse="dot", sparse_weighting="bm25"),
+        )
+        store.search_like("Book 03", limit=5, mode="hybrid")
+        assert store.hybrid == hybrid.DEFAULT_HYBRID
+    finally:
+        store.close()
