@@ -50,16 +50,18 @@ def test_a_page_weighs_by_how_close_its_books_are():
         assert np.linalg.norm(values) == pytest.approx(1.0)
 
 
-def test_chunks_sum_as_one(monkeypatch):
-    """Pairs gathered a chunk at a time: a page whose books straddle two chunks sums as one."""
-    import bookvec.sparse as sparse
-
+def test_the_coherence_is_the_mean_unit_vectors_length():
+    """Against a plain loop over each page's distinct books (repeats of a pair count once)."""
     rng = np.random.default_rng(1)
     pairs = np.stack([rng.integers(0, 60, 900), rng.integers(0, 40, 900)], axis=1)
     vectors = rng.standard_normal((60, 5))
-    whole = link_weights(pairs, 60, 40, "coherent", vectors)
-    monkeypatch.setattr(sparse, "COHERENCE_CHUNK", 7)
-    np.testing.assert_allclose(link_weights(pairs, 60, 40, "coherent", vectors).idf, whole.idf)
+    tfidf = link_weights(pairs, 60, 40, "tfidf")
+    coherent = link_weights(pairs, 60, 40, "coherent", vectors)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for link in range(40):
+        books = sorted(set(pairs[pairs[:, 1] == link, 0].tolist()))
+        c = np.linalg.norm(unit[books].mean(axis=0)) if books else 0.0
+        assert coherent.idf[link] == pytest.approx(tfidf.idf[link] * c**2, rel=1e-5, abs=1e-9)
 
 
 def test_it_needs_the_vectors_of_every_book():
