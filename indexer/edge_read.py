@@ -209,6 +209,8 @@ class EdgeReads:
         diverse: bool,
     ) -> list[Hit]:
         """A search in `mode` (hybrid.py builds the query), optionally diversified by MMR."""
+        if mode == "hybrid":
+            sparse = self.hybrid.query_sparse(sparse)
         if not hybrid.searchable(mode, sparse, self._has_sparse, self.root):
             return []
         limit = check_limit(limit)

@@ -252,11 +252,13 @@ _OPTIMIZE = (
 
 def dense_indexed(shard: edge.EdgeShard, info: Any = None) -> int:
     """Dense vectors in an HNSW graph. Edge's `indexed_vectors_count` adds every stored
-    sparse vector (each sits in its inverted index, graph or not), so those are taken off."""
+    sparse vector (each sits in its inverted index, graph or not), so those are taken off;
+    an empty one (a book whose links were all cleaned away) has a vector but is not counted
+    there, so with a graph the figure is high by those books, and without one never below 0."""
     info = info or shard.info()
     has_sparse = edge.Filter(must=[edge.HasVectorCondition(hybrid.SPARSE)])
     sparse = shard.count(edge.CountRequest(filter=has_sparse, exact=True))
-    return info.indexed_vectors_count - sparse
+    return max(0, info.indexed_vectors_count - sparse)
 
 
 # Bytes Edge counts per sparse-vector entry against its indexing threshold (index, weight and

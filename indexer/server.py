@@ -272,6 +272,8 @@ class ServerStore(hybrid.HybridSpec, ServerWrites):
         diverse: bool,
     ) -> list[Hit]:
         """A search in `mode` (hybrid.py builds the query), optionally diversified by MMR."""
+        if mode == "hybrid":
+            sparse = self.hybrid.query_sparse(sparse)
         if not hybrid.searchable(mode, sparse, self._has_sparse, f"collection {self.alias!r}"):
             return []
         server_filter = filters.to_server(flt, exclude_ids)

@@ -222,3 +222,62 @@ def test_tfidf_matches_the_baseline():
         row = np.zeros(4)
         row[indices] = values
         np.testing.assert_allclose(row, expected[book], rtol=1e-6)
+
+
+def test_query_sparse_keeps_the_heaviest_links():
+    from bookvec.errors import ConfigError
+    from bookvec.indexer.hybrid import Hybrid
+
+    query = ([5, 1, 9, 3], [0.1, 0.7, 0.5, 0.5])
+    assert Hybrid(sparse_terms=0).query_sparse(query) == query  # 0: every link
+    assert Hybrid(sparse_terms=4).query_sparse(query) == query
+    # The two heaviest, in index order; of the tied 0.5s the lower index wins.
+    assert Hybrid(sparse_terms=2).query_sparse(query) == ([1, 3], [0.7, 0.5])
+    assert Hybrid(sparse_terms=3).query_sparse(query) == ([1, 3, 9], [0.7, 0.5, 0.5])
+    assert Hybrid(sparse_terms=2).query_sparse(None) is None
+    for bad in (-1, 2.5):
+        with pytest.raises(ConfigError, match="sparse_terms"):
+            Hybrid(sparse_terms=bad)
+
+
+def test_a_pruned_sparse_side_on_both_backends(both):
+    """The planted books' heaviest links (TF-IDF) are their own two pages, which no other book
+    links to: a hybrid query cut to two terms finds no one by its links and ranks as dense
+    does; the sparse mode keeps every link; both backends agree."""
+    from dataclasses import replace
+
+    from bookvec.indexer import hybrid
+
+    try:
+        for store in both.values():
+            store.hybrid = replace(hybrid.DEFAULT_HYBRID, sparse_terms=2)
+        for book in (0, 13, 77):
+            title = f"Book {book:03d}"
+            found = {}
+            for kind, store in both.items():
+                cut = store.search_like(title, limit=8, mode="hybrid")
+                dense = store.search_like(title, limit=8, mode="dense")
+                assert [h.title for h in cut] == [h.title for h in dense]
+                sparse = store.search_like(title, limit=8, mode="sparse")
+                assert {h.payload["author"] for h in sparse} == {f"A{book // PER_AUTHOR}"}
+                found[kind] = [h.title for h in cut]
+            assert found["edge"] == found["server"]
+        for store in both.values():
+            store.hybrid = replace(hybrid.DEFAULT_HYBRID, sparse_terms=4)  # every link
+            assert quality(store, "hybrid", range(0, N, 7)) == (1.0, 1.0)
+    finally:
+        for store in both.values():
+            store.hybrid = None
+
+
+def test_a_book_without_links_leaves_the_graph_count_at_zero(corpus, tmp_path):
+    """Edge counts no empty sparse vector among its indexed vectors: a link-less book (its
+    links all cleaned away) must not make `info` report fewer than no vectors in a graph."""
+    points, _ = corpus
+    bare = BookPoint("No Links", points[0].vector, {"genres": ["g0"]}, sparse=([], []))
+    store = load("edge", tmp_path, [*points[:30], bare])
+    try:
+        assert store.info().indexed_vectors == 0  # 31 points: below the indexing threshold
+        assert store.get(["No Links"], with_vectors=True)["No Links"].vector is not None
+    finally:
+        store.close()
