@@ -37,7 +37,7 @@ WEIGHTINGS = ("binary", "tfidf", "bm25", "coherent")
 # Chosen by measurement (`benchmarks/modes.py --weightings bm25 coherent --sweep`, through the
 # store; README "Search modes"): sparse search's same-author recall@10, full-shape synthetic
 # (seed 0) / p15 (6 seeds): bm25 0.297 / 0.763, coherent 0.343 / 0.792 (TF-IDF's baseline
-# 0.282 / 0.786); as hybrid's sparse side (weight 0.5, hybrid.FORMULA_WEIGHTS) coherent keeps
+# 0.282 / 0.786); as hybrid's sparse side (weight 0.5, hybrid.WEIGHTING_SPECS) coherent keeps
 # most of it (0.337 / 0.785; bm25 at its weight 1: 0.298 / 0.762) for genre agreement 0.759 /
 # 0.533 (bm25: 0.765 / 0.544).
 DEFAULT_WEIGHTING = "coherent"

@@ -53,16 +53,12 @@ class Hybrid:
     # 0.290; w 0.75 0.548 / 0.760 and 0.763 / 0.281.
     sparse_weight: float = 1.0
     normalise: bool = True
-    # Candidates per side, and the query links its sparse side searches with (0: all): 50 and
-    # a book's 12 heaviest (of ~17) against 100 and all, with the coherent weighting, genre
-    # agreement / same-author recall@10: p15 (6 seeds) 0.532 / 0.786 against 0.533 / 0.785,
-    # synthetic 37k (3 seeds) 0.754 / 0.343 against 0.756 / 0.333; the genre-filtered search
-    # at 37k ~13% faster (the dropped links are the commonest pages, the longest posting lists).
-    prefetch: int = 50
+    prefetch: int = 100  # candidates per side
     rrf_k: int = 60
     mmr_lambda: float = 0.5  # relevance weight of MMR
     mmr_candidates: int = 50
-    sparse_terms: int = 12
+    # The query links a hybrid query's sparse side searches with: its heaviest (0: all).
+    sparse_terms: int = 0
 
     def __post_init__(self) -> None:
         if self.fusion not in ("formula", "rrf", "dbsf"):
@@ -98,17 +94,22 @@ class Hybrid:
 
 
 DEFAULT_HYBRID = Hybrid()
-# The formula's sparse weight for a collection of each sparse weighting, where it is not
-# DEFAULT_HYBRID's: coherent (cosines, its best match in a list near 1 where the others' are
-# lower) balances genre agreement and same-author recall at 0.5 (README "Search modes").
-FORMULA_WEIGHTS = {"coherent": 0.5}
+# A collection's spec by its sparse weighting, where it is not DEFAULT_HYBRID (README "Search
+# modes"). coherent: cosines, its best match in a list near 1 where the others' are lower, so
+# weight 0.5 balances genre agreement and same-author recall; its query values carry each
+# page's rarity, so its 12 heaviest links (of ~17) leave out the commonest pages, the longest
+# posting lists (bm25 and binary queries weigh every link alike: the store applies the IDF),
+# and 50 candidates a side do as well as 100, for a faster genre-filtered search.
+WEIGHTING_SPECS: dict[str, dict[str, Any]] = {
+    "coherent": {"sparse_weight": 0.5, "prefetch": 50, "sparse_terms": 12}
+}
 FUSE_CHUNK = 16  # sparse-only candidates whose vectors `fuse` asks for at a time
 
 
 def for_weighting(weighting: str | None) -> Hybrid:
     """The default spec of a collection whose sparse vectors are weighted `weighting`."""
-    weight = FORMULA_WEIGHTS.get(weighting or "")
-    return DEFAULT_HYBRID if weight is None else replace(DEFAULT_HYBRID, sparse_weight=weight)
+    changes = WEIGHTING_SPECS.get(weighting or "")
+    return DEFAULT_HYBRID if changes is None else replace(DEFAULT_HYBRID, **changes)
 
 
 class HybridSpec:

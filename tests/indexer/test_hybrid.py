@@ -235,6 +235,15 @@ def test_query_sparse_keeps_the_heaviest_links():
     assert Hybrid(sparse_terms=2).query_sparse(query) == ([1, 3], [0.7, 0.5])
     assert Hybrid(sparse_terms=3).query_sparse(query) == ([1, 3, 9], [0.7, 0.5, 0.5])
     assert Hybrid(sparse_terms=2).query_sparse(None) is None
+    # Only a coherent collection cuts its queries (its values carry each page's rarity; a bm25
+    # or binary query weighs its links alike, the store applying the IDF).
+    from bookvec.indexer.hybrid import DEFAULT_HYBRID, for_weighting
+
+    coherent = for_weighting("coherent")
+    assert (coherent.sparse_weight, coherent.prefetch, coherent.sparse_terms) == (0.5, 50, 12)
+    for weighting in ("bm25", "tfidf", "binary", None):
+        assert for_weighting(weighting) == DEFAULT_HYBRID
+    assert (DEFAULT_HYBRID.prefetch, DEFAULT_HYBRID.sparse_terms) == (100, 0)
     for bad in (-1, 2.5):
         with pytest.raises(ConfigError, match="sparse_terms"):
             Hybrid(sparse_terms=bad)
