@@ -65,7 +65,10 @@ the corpus-size rules below come from those runs (issue 8 has the tables).
   probability ~ (the link's pairs)^0.25 (popular pages oversampled): 0.552 / 0.665 (6 seeds),
   fused no better; ~ (the book's links)^-0.5: no different over 6 seeds; two models' cosines
   averaged (same split, other inits): 0.551 / 0.719, fused 0.545 / 0.764 (benchmarks/frontier.py
-  has the fused frontier). None kept.
+  has the fused frontier); each book's vector blended with the fold-in of its links' raw
+  vectors, normalise(unit(b) + normalise(sum(l - mean l))) (6 seeds): 0.558 / 0.700, the
+  default hybrid 0.541 / 0.784 (0.532 / 0.786 without), but the synthetic corpus's hybrid
+  same-author recall 0.332 against 0.343 (3 seeds). None kept.
 - Tried for p15's genre probe (3 seeds; default 0.811, binary links 0.857): dim 100 0.829,
   dim 200 0.833; ``lr_decay`` 1 0.825; ``negative_power`` 0 / 1 0.809 / 0.817;
   ``max_logit_scale`` 2 / 8 0.810 / 0.805; ``negative_ratio`` 8 0.817; word2vec-style
