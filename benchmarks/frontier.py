@@ -209,13 +209,20 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=1))
         return
+    show(result, result["frontier"])
+
+
+def show(result: dict, names: list[str]) -> None:
+    """The goal, then each search named (G / A: meets the genre / author goal; *: on the
+    frontier), then which meet both."""
     rows = result["searches"]
     print(f"goal: genre >= {result['genre_bar']:.4f} and same-author >= "
           f"{result['author_bar']:.4f} (mean - sd)")  # fmt: skip
-    for name in result["frontier"]:
+    for name in names:
         r = rows[name]
         marks = ("G" if r["meets_genre"] else "-") + ("A" if r["meets_author"] else "-")
-        print(f"  {marks} {name:44} {r['genre']:.4f} +- {r['genre_sd']:.4f} / "
+        star = "*" if name in result["frontier"] else " "
+        print(f" {star}{marks} {name:44} {r['genre']:.4f} +- {r['genre_sd']:.4f} / "
               f"{r['author']:.4f} +- {r['author_sd']:.4f}")  # fmt: skip
     print(f"meets both: {result['meets_both'] or 'none'}")
 

@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
-from frontier import P15, rows_matrix, summarise, topk
+from frontier import P15, rows_matrix, show, summarise, topk
 
 K = 10
 Fuse = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (d, s, only_dense) -> score
@@ -214,14 +214,7 @@ def main() -> None:
         print(json.dumps(result, indent=1))
         return
     rows = result["searches"]
-    print(f"goal: genre >= {result['genre_bar']:.4f} and same-author >= "
-          f"{result['author_bar']:.4f} (mean - sd)")  # fmt: skip
-    for name, r in sorted(rows.items(), key=lambda item: -item[1]["genre"]):
-        marks = ("G" if r["meets_genre"] else "-") + ("A" if r["meets_author"] else "-")
-        star = "*" if name in result["frontier"] else " "
-        print(f" {star}{marks} {name:30} {r['genre']:.4f} +- {r['genre_sd']:.4f} / "
-              f"{r['author']:.4f} +- {r['author_sd']:.4f}")  # fmt: skip
-    print(f"meets both: {result['meets_both'] or 'none'}")
+    show(result, sorted(rows, key=lambda name: -rows[name]["genre"]))
 
 
 if __name__ == "__main__":
