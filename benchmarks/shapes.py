@@ -43,19 +43,16 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def heaviest(matrix: sp.csr_matrix, terms: int) -> sp.csr_matrix:
-    """Each row cut to its `terms` largest values (ties: the lower index), as
-    `Hybrid.query_sparse` cuts a query."""
-    if not terms:
-        return matrix
+def heaviest(matrix: sp.csr_matrix, spec) -> sp.csr_matrix:
+    """Each row cut as the store cuts a hybrid query (`Hybrid.query_sparse`)."""
     rows, cols, vals = [], [], []
     for r in range(matrix.shape[0]):
         a, b = matrix.indptr[r], matrix.indptr[r + 1]
-        idx, val = matrix.indices[a:b], matrix.data[a:b]
-        keep = sorted(range(len(idx)), key=lambda j: (-abs(val[j]), idx[j]))[:terms]
-        rows += [r] * len(keep)
-        cols += [int(idx[j]) for j in keep]
-        vals += [float(val[j]) for j in keep]
+        pair = (matrix.indices[a:b].tolist(), matrix.data[a:b].tolist())
+        indices, values = spec.query_sparse(pair)
+        rows += [r] * len(indices)
+        cols += indices
+        vals += values
     return sp.csr_matrix((vals, (rows, cols)), shape=matrix.shape)
 
 
@@ -170,7 +167,7 @@ def run(args) -> dict:
         blended = fold_in_blend(vectors, trained.link_embeddings, train_pairs, n, n_links)
 
         def sparse_scores(docs: sp.csr_matrix, queries: np.ndarray = queries) -> np.ndarray:
-            return (heaviest(docs[queries], spec.sparse_terms) @ docs.T).toarray()
+            return (heaviest(docs[queries], spec) @ docs.T).toarray()
 
         coherent = link_weights_ac(train_pairs, n, n_links, vectors, 1.0, 2.0)
         store_sparse = sparse_scores(coherent)
